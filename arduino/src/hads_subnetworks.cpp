@@ -1,0 +1,80 @@
+/* Copyright 2026 The hads_keras Authors. Licensed under the Apache License 2.0.
+==============================================================================*/
+#include "hads_subnetworks.h"
+
+namespace hads {
+
+const char* ResultString(Result status) {
+  switch (status) {
+    case Result::kOk:
+      return "ok";
+    case Result::kNotStarted:
+      return "not started: call begin() first and check its status";
+    case Result::kBadTable:
+      return "bad subnetwork table: need count >= 1 and MACs non-increasing";
+    case Result::kOutOfRange:
+      return "subnetwork index out of range";
+    case Result::kNoFit:
+      return "no subnetwork fits the budget";
+    case Result::kNoSubnetworkInput:
+      return "model has no int32[1] input named 'subnetwork': export it "
+             "with hads_keras (nested TFLite)";
+    case Result::kBadModel:
+      return "bad model: missing or other TFLite schema version";
+    case Result::kInterpreterError:
+      return "TFLite Micro interpreter error (see its log)";
+  }
+  return "unknown status";
+}
+
+Result ValidateTable(const CostTable& table) {
+  if (table.count < 1 || table.entries == nullptr) return Result::kBadTable;
+  for (int32_t k = 1; k < table.count; ++k) {
+    if (table.entries[k].macs > table.entries[k - 1].macs) {
+      return Result::kBadTable;
+    }
+  }
+  return Result::kOk;
+}
+
+SubnetworkSelector::SubnetworkSelector()
+    : table_{0, nullptr}, slot_(nullptr), current_(-1) {}
+
+Result SubnetworkSelector::begin(const CostTable& table, int32_t* slot) {
+  slot_ = nullptr;
+  current_ = -1;
+  const Result status = ValidateTable(table);
+  if (status != Result::kOk) return status;
+  if (slot == nullptr) return Result::kNoSubnetworkInput;
+  table_ = table;
+  slot_ = slot;
+  return select(0);
+}
+
+uint32_t SubnetworkSelector::macs(int k) const {
+  return (k >= 0 && k < count()) ? table_.entries[k].macs : 0u;
+}
+
+uint32_t SubnetworkSelector::params(int k) const {
+  return (k >= 0 && k < count()) ? table_.entries[k].params : 0u;
+}
+
+Result SubnetworkSelector::select(int k) {
+  if (slot_ == nullptr) return Result::kNotStarted;
+  if (k < 0 || k >= table_.count) return Result::kOutOfRange;
+  *slot_ = static_cast<int32_t>(k);
+  current_ = k;
+  return Result::kOk;
+}
+
+Result SubnetworkSelector::selectForBudget(uint32_t max_macs) {
+  if (slot_ == nullptr) return Result::kNotStarted;
+  // MACs are non-increasing with k (checked in begin()), so the first
+  // subnetwork within budget is the largest one that fits.
+  for (int k = 0; k < table_.count; ++k) {
+    if (table_.entries[k].macs <= max_macs) return select(k);
+  }
+  return Result::kNoFit;
+}
+
+}  // namespace hads

@@ -1,0 +1,89 @@
+/* Copyright 2026 The hads_keras Authors. Licensed under the Apache License 2.0.
+
+The board-independent half of the HADS Arduino library: the subnetwork table
+of a nested model and the selector that switches between subnetworks by
+writing one integer. No TFLite Micro, no Arduino core, no dynamic memory, so
+it builds (and is cross-compiled in CI) on any C++11 compiler.
+==============================================================================*/
+#ifndef HADS_SUBNETWORKS_H_
+#define HADS_SUBNETWORKS_H_
+
+#include <stdint.h>
+
+namespace hads {
+
+// Result of every library call. Nothing in the library aborts or spins:
+// callers test the status and decide (print it with ResultString()).
+enum class Result : uint8_t {
+  kOk = 0,
+  kNotStarted,          // begin() was not called or did not succeed.
+  kBadTable,            // Subnetwork table empty, null or not ordered.
+  kOutOfRange,          // Subnetwork index outside 0 .. count()-1.
+  kNoFit,               // No subnetwork fits the requested budget.
+  kNoSubnetworkInput,   // Model has no int32[1] input named "subnetwork".
+  kBadModel,            // Model flatbuffer missing or of another schema.
+  kInterpreterError,    // AllocateTensors() or Invoke() failed.
+};
+
+// Human-readable name of a status ("ok", "out of range", ...).
+const char* ResultString(Result status);
+
+// Cost of one subnetwork, as written by the exporter (hads_model.h).
+struct SubnetworkCost {
+  uint32_t macs;    // Multiply-accumulates of one inference.
+  uint32_t params;  // Weights and biases the subnetwork reads.
+};
+
+// The subnetwork table of a nested model. Subnetwork 0 is the full network;
+// subnetworks are ordered from largest to smallest (MACs non-increasing), as
+// in docs/nested_tflite_format.md.
+struct CostTable {
+  int32_t count;
+  const SubnetworkCost* entries;
+};
+
+// Checks that a table can be used: count >= 1, entries present, MACs
+// non-increasing. Returns kOk or kBadTable.
+Result ValidateTable(const CostTable& table);
+
+// Chooses and writes the active subnetwork index into an int32 slot (the
+// model's `subnetwork` input tensor). Every HADS operator reads that slot at
+// Invoke(), so switching costs one bounds check and one store.
+class SubnetworkSelector {
+ public:
+  SubnetworkSelector();
+
+  // Binds the table and the slot and selects subnetwork 0 (full network).
+  // `slot` must stay valid while the selector is used.
+  Result begin(const CostTable& table, int32_t* slot);
+
+  bool ready() const { return slot_ != nullptr; }
+
+  // Number of subnetworks (0 before a successful begin()).
+  int count() const { return ready() ? table_.count : 0; }
+
+  // MACs / parameters of subnetwork k; 0 when k is out of range.
+  uint32_t macs(int k) const;
+  uint32_t params(int k) const;
+
+  // Activates subnetwork k: constant time. Out of range leaves the current
+  // selection unchanged and returns kOutOfRange.
+  Result select(int k);
+
+  // Activates the largest subnetwork whose MACs do not exceed max_macs.
+  // When even the smallest does not fit, nothing changes and kNoFit is
+  // returned (the caller may still select(count() - 1)).
+  Result selectForBudget(uint32_t max_macs);
+
+  // Index of the active subnetwork (-1 before begin()).
+  int current() const { return current_; }
+
+ private:
+  CostTable table_;
+  int32_t* slot_;
+  int current_;
+};
+
+}  // namespace hads
+
+#endif  // HADS_SUBNETWORKS_H_
