@@ -1,0 +1,113 @@
+"""Which subnetwork a HADS layer computes, and how it looks its widths up.
+
+Two ways to pick the active subnetwork:
+
+* **Dynamic** (inference, ordinary `fit`): one int32 `keras.Variable` owned by
+  the nested model. Layers read it inside the traced graph, so switching is a
+  variable assignment and never retraces. Widths are then tensors and slices
+  have dynamic shapes (fine in TensorFlow graphs; under XLA each new value is
+  folded into a constant and recompiles).
+* **Static** (the multi-width training step): `static_subnetwork(k)` is a
+  context manager used while tracing; inside it every layer slices with plain
+  Python integers, so shapes are static and XLA-friendly.
+"""
+
+import contextlib
+import threading
+
+import tensorflow as tf
+
+_state = threading.local()
+
+
+def current_static_subnetwork():
+    """The subnetwork index set by `static_subnetwork`, or None."""
+    return getattr(_state, "subnetwork", None)
+
+
+@contextlib.contextmanager
+def static_subnetwork(index):
+    """Trace layers with the widths of subnetwork `index` as Python integers.
+
+    Thread-local on purpose: `tf.distribute` runs one replica per thread and
+    each replica enters the context inside its own step function.
+    """
+    previous = current_static_subnetwork()
+    _state.subnetwork = int(index)
+    try:
+        yield
+    finally:
+        _state.subnetwork = previous
+
+
+class LayerSlicing:
+    """The widths one HADS layer uses in every subnetwork.
+
+    A plain object on purpose: Keras does not track it, so the shared
+    selector variable is not duplicated into every layer's weights.
+
+    Attributes:
+        in_widths: active input channels per subnetwork (None: no input slicing).
+        out_widths: active output channels per subnetwork (None: full).
+        in_spatial: positions per channel in the input feature vector (a
+            Flatten of NHWC feeding a Dense makes this H*W).
+        selector: the nested model's int32 subnetwork variable, or None.
+    """
+
+    def __init__(self, in_widths=None, out_widths=None, in_spatial=1,
+                 selector=None):
+        self.in_widths = None if in_widths is None else tuple(int(w) for w in in_widths)
+        self.out_widths = None if out_widths is None else tuple(int(w) for w in out_widths)
+        self.in_spatial = int(in_spatial)
+        self.selector = selector
+
+    @property
+    def num_subnetworks(self):
+        for widths in (self.in_widths, self.out_widths):
+            if widths is not None:
+                return len(widths)
+        return 1
+
+    def index(self, layer_name):
+        """Active subnetwork index: a Python int when static, else a tensor."""
+        static = current_static_subnetwork()
+        if static is not None:
+            if not 0 <= static < self.num_subnetworks:
+                raise ValueError(
+                    f"Layer '{layer_name}' has {self.num_subnetworks} "
+                    f"subnetworks; cannot trace subnetwork {static}."
+                )
+            return static
+        if self.selector is None:
+            return 0
+        return tf.convert_to_tensor(self.selector)
+
+    def width(self, widths, layer_name):
+        """The active entry of `widths` (int when static, else int32 tensor)."""
+        index = self.index(layer_name)
+        if isinstance(index, int):
+            return widths[index]
+        return tf.gather(tf.constant(widths, dtype=tf.int32), index)
+
+
+def is_full(width, full):
+    """True when `width` is statically known to be the full width."""
+    return isinstance(width, int) and width == full
+
+
+def pad_channels(x, width, full):
+    """Zero-pad the last axis of `x` from `width` to `full` channels.
+
+    HADS layers keep every activation at its full static shape: the active
+    channels first, zeros after. Standard Keras layers in between (ReLU,
+    pooling, Flatten, Dropout) then see the shapes they were built for, and
+    the next HADS layer reads only its active prefix, so nothing in the
+    inactive channels can leak into an active one.
+    """
+    if is_full(width, full):
+        return x
+    rank = len(x.shape)
+    paddings = [[0, 0]] * (rank - 1) + [[0, full - width]]
+    y = tf.pad(x, paddings)
+    y.set_shape(x.shape[:-1].concatenate([full]))
+    return y

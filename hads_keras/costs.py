@@ -1,0 +1,122 @@
+"""MACs and parameters of any subnetwork, as functions of the group widths.
+
+Each sliceable layer contributes terms `coef * prod(widths of its groups)`
+(fixed groups are folded into `coef`), so costs are exact, bilinear in
+neighbouring widths:
+
+* Dense: in_rows * out MACs, in_rows * out + out parameters (bias);
+  behind a Flatten, in_rows = H*W*channels.
+* Conv2D: H_out * W_out * kh * kw * in * out MACs; kh*kw*in*out + out params.
+* DepthwiseConv2D: H_out * W_out * kh * kw * channels * multiplier MACs.
+* BatchNormalization: 4 parameters per channel (gamma, beta, moving mean and
+  variance, as `keras.Model.count_params` counts them), no MACs.
+
+Only these layers are counted; activations and pooling are not MACs.
+"""
+
+import dataclasses
+import math
+
+from hads_keras import graph as graph_lib
+
+RESOURCES = ("macs", "params")
+
+
+@dataclasses.dataclass(frozen=True)
+class CostTerm:
+    """One layer's contribution: `coef * prod(width of g for g in groups)`."""
+
+    layer: str
+    resource: str
+    coef: float
+    groups: tuple
+
+
+def cost_terms(model_or_analysis, resources=RESOURCES):
+    """Cost terms of a model, with fixed groups folded into the coefficients."""
+    analysis = _analysis(model_or_analysis)
+    model = analysis.model
+    fixed = {g.name: g.width for g in analysis.groups if g.fixed}
+    terms = []
+
+    def add(layer, resource, coef, *group_names):
+        if resource not in resources:
+            return
+        sliced = []
+        for name in group_names:
+            if name in fixed:
+                coef *= fixed[name]
+            else:
+                sliced.append(name)
+        if coef:
+            terms.append(CostTerm(layer, resource, coef, tuple(sliced)))
+
+    for name, wiring in analysis.wiring.items():
+        layer = model.get_layer(name)
+        in_mult = wiring.in_multiplier
+        if wiring.kind == "dense":
+            positions = math.prod(layer.output.shape[1:-1])  # Dense on rank > 2
+            rows = wiring.in_spatial * in_mult
+            add(name, "macs", positions * rows, wiring.in_group, wiring.out_group)
+            add(name, "params", rows, wiring.in_group, wiring.out_group)
+            if layer.use_bias:
+                add(name, "params", 1, wiring.out_group)
+        elif wiring.kind == "conv2d":
+            out_hw = math.prod(layer.output.shape[1:3])
+            kernel = math.prod(layer.kernel_size)
+            add(name, "macs", out_hw * kernel * in_mult, wiring.in_group, wiring.out_group)
+            add(name, "params", kernel * in_mult, wiring.in_group, wiring.out_group)
+            if layer.use_bias:
+                add(name, "params", 1, wiring.out_group)
+        elif wiring.kind == "depthwise":
+            out_hw = math.prod(layer.output.shape[1:3])
+            kernel = math.prod(layer.kernel_size)
+            channels = in_mult * layer.depth_multiplier
+            add(name, "macs", out_hw * kernel * channels, wiring.in_group)
+            add(name, "params", kernel * channels, wiring.in_group)
+            if layer.use_bias:
+                add(name, "params", channels, wiring.in_group)
+        elif wiring.kind == "batchnorm":
+            per_channel = 2 + int(layer.scale) + int(layer.center)
+            add(name, "params", per_channel * in_mult, wiring.in_group)
+    return terms
+
+
+def evaluate(terms, widths):
+    """Sum the terms for `widths` (group name -> width) per resource."""
+    totals = {}
+    for term in terms:
+        value = term.coef * math.prod(widths[g] for g in term.groups)
+        totals[term.resource] = totals.get(term.resource, 0) + value
+    return {r: int(round(v)) for r, v in totals.items()}
+
+
+def full_widths(model_or_analysis):
+    analysis = _analysis(model_or_analysis)
+    return {g.name: g.width for g in analysis.sliceable}
+
+
+def subnetwork_costs(model, plan, resources=RESOURCES):
+    """Per subnetwork, a dict resource -> cost (index 0 = full network).
+
+    Costs cover the Dense/Conv2D/DepthwiseConv2D/BatchNormalization layers,
+    the ones a plan slices.
+    """
+    analysis = _analysis(model)
+    plan.check_matches(analysis)
+    terms = cost_terms(analysis, resources)
+    return [evaluate(terms, {g: plan.widths(g)[k] for g in plan.groups})
+            for k in range(plan.num_subnetworks)]
+
+
+def model_costs(model, resources=RESOURCES):
+    """Costs of the full model (no plan needed)."""
+    analysis = _analysis(model)
+    return evaluate(cost_terms(analysis, resources), full_widths(analysis))
+
+
+def _analysis(model_or_analysis):
+    if isinstance(model_or_analysis, graph_lib.GraphAnalysis):
+        return model_or_analysis
+    from hads_keras import _keras_compat
+    return graph_lib.analyze(_keras_compat.unwrap(model_or_analysis))

@@ -1,0 +1,99 @@
+"""Physically slice one subnetwork out of a nested model."""
+
+import keras
+import numpy as np
+
+from hads_keras import _keras_compat
+from hads_keras.layers._base import SlicedLayerMixin
+
+_KERAS_CLASSES = {
+    "Dense": keras.layers.Dense,
+    "Conv2D": keras.layers.Conv2D,
+    "DepthwiseConv2D": keras.layers.DepthwiseConv2D,
+    "BatchNormalization": keras.layers.BatchNormalization,
+}
+
+
+def extract_subnetwork(model, index):
+    """A plain Keras model computing subnetwork `index`, with sliced weights.
+
+    Every HADS layer becomes its `keras.layers` class with only its active
+    units; kernels are the prefixes (`kernel[:in_k, :out_k]`, through Flatten
+    the strided rows), BatchNormalization gets subnetwork `index`'s moving
+    statistics. This is what a single subnetwork is exported from, and the
+    reference the nested model is tested against.
+
+    Args:
+        model: a `NestedModel` (or a HADS/Keras model without a plan, for
+            which only index 0 exists).
+        index: subnetwork index, 0 = full network.
+    """
+    plan = getattr(model, "plan", None)
+    if plan is not None:
+        plan.check_subnetwork(index)
+    elif index != 0:
+        raise ValueError(
+            f"Model '{model.name}' has no plan installed, so only subnetwork "
+            f"0 exists; got {index}.")
+    network = _keras_compat.unwrap(model)
+
+    def widths(layer):
+        slicing = layer.hads_slicing if isinstance(layer, SlicedLayerMixin) else None
+        if slicing is None:
+            return None, None, 1
+        in_w = None if slicing.in_widths is None else slicing.in_widths[index]
+        out_w = None if slicing.out_widths is None else slicing.out_widths[index]
+        return in_w, out_w, slicing.in_spatial
+
+    def clone_layer(layer):
+        config = layer.get_config()
+        cls = layer.__class__
+        if isinstance(layer, SlicedLayerMixin):
+            cls = _KERAS_CLASSES[cls.__name__]
+            config.pop("num_subnetworks", None)
+            _, out_w, _ = widths(layer)
+            if out_w is not None:
+                config["units" if "units" in config else "filters"] = out_w
+        return cls.from_config(config)
+
+    sliced = _keras_compat.clone_graph(network, clone_layer)
+    for layer in _keras_compat.layers_with_weights(sliced):
+        source = network.get_layer(layer.name)
+        values = source.get_weights()
+        if isinstance(source, SlicedLayerMixin):
+            values = _slice_weights(source, values, index, *widths(source))
+        layer.set_weights(values)
+    return sliced
+
+
+def _slice_weights(layer, values, index, in_w, out_w, in_spatial):
+    out = list(values)
+    if isinstance(layer, keras.layers.BatchNormalization):
+        width = in_w if in_w is not None else values[-1].shape[-1]
+        result = []
+        for variable, value in zip(layer.weights, values):
+            name = variable.path.split("/")[-1]
+            if name in ("moving_mean", "moving_variance"):
+                value = value[index]
+            result.append(value[:width])
+        return result
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        if in_w is not None:
+            out[0] = values[0][..., :in_w, :]
+            if layer.use_bias:
+                out[1] = values[1][:in_w * layer.depth_multiplier]
+        return out
+    kernel = values[0]
+    if in_w is not None:
+        if in_spatial == 1:
+            kernel = kernel[..., :in_w, :]
+        else:
+            channels = kernel.shape[0] // in_spatial
+            view = kernel.reshape(in_spatial, channels, kernel.shape[-1])
+            kernel = view[:, :in_w, :].reshape(in_spatial * in_w, kernel.shape[-1])
+    if out_w is not None:
+        kernel = kernel[..., :out_w]
+        if layer.use_bias:
+            out[1] = values[1][:out_w]
+    out[0] = np.ascontiguousarray(kernel)
+    return out
