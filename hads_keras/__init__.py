@@ -18,6 +18,9 @@ from hads_keras.conversion import convert
 from hads_keras.costs import model_costs, subnetwork_costs
 from hads_keras.extract import extract_subnetwork
 from hads_keras.graph import groups
-from hads_keras.permute import permute
+from hads_keras.permute import permute as permute_units
 from hads_keras.plan import Plan
 from hads_keras.training import NestedModel, apply, set_subnetwork
+from hads_keras.importance import (TaylorImportance, l1_importance,
+                                   random_importance, taylor_importance)
+from hads_keras.solve import solve, uniform_plan

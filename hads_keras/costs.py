@@ -14,22 +14,12 @@ neighbouring widths:
 Only these layers are counted; activations and pooling are not MACs.
 """
 
-import dataclasses
 import math
 
 from hads_keras import graph as graph_lib
+from hads_keras.knapsack.problem import CostTerm
 
 RESOURCES = ("macs", "params")
-
-
-@dataclasses.dataclass(frozen=True)
-class CostTerm:
-    """One layer's contribution: `coef * prod(width of g for g in groups)`."""
-
-    layer: str
-    resource: str
-    coef: float
-    groups: tuple
 
 
 def cost_terms(model_or_analysis, resources=RESOURCES):
