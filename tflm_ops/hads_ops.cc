@@ -1,0 +1,641 @@
+// TFLite Micro glue of the HADS custom operators (see hads_ops.h).
+//
+// Structure as in TFLite Micro's own kernels (kernels/fully_connected.cc,
+// conv.cc): Init parses the custom options into persistent memory, Prepare
+// validates tensors against them and precomputes everything that does not
+// depend on the subnetwork, Eval reads the `subnetwork` input, looks up the
+// subnetwork's row of the tables and calls the portable kernel.
+//
+// Errors never abort: Init records the first problem of the custom options
+// (it cannot return a status), Prepare reports it, and every other check
+// returns kTfLiteError with a MicroPrintf message naming the operator.
+#include "hads_ops.h"
+
+#include <cstddef>
+#include <cstdint>
+
+#include "flatbuffers/flexbuffers.h"
+#include "hads_kernels.h"
+#include "tensorflow/lite/c/common.h"
+#include "tensorflow/lite/micro/kernels/kernel_util.h"
+#include "tensorflow/lite/micro/micro_context.h"
+#include "tensorflow/lite/micro/micro_log.h"
+
+namespace hads {
+namespace {
+
+enum class OpKind { kFullyConnected, kConv2D, kDepthwiseConv2D };
+
+// Inputs and output of every HADS operator (docs/nested_tflite_format.md).
+constexpr int kInputTensor = 0;
+constexpr int kWeightsTensor = 1;
+constexpr int kBiasTensor = 2;  // optional (-1); kernels use the options' bias
+constexpr int kSubnetworkTensor = 3;
+constexpr int kNumInputs = 4;
+constexpr int kOutputTensor = 0;
+
+// Upper bound of any one table, only to keep size arithmetic far from
+// overflow on 32-bit targets.
+constexpr int kMaxTableEntries = 1 << 24;
+
+const char* OpName(OpKind kind) {
+  switch (kind) {
+    case OpKind::kFullyConnected:
+      return kHadsFullyConnected;
+    case OpKind::kConv2D:
+      return kHadsConv2D;
+    case OpKind::kDepthwiseConv2D:
+      return kHadsDepthwiseConv2D;
+  }
+  return "HADS";
+}
+
+// An int32 table copied out of the custom options into persistent memory.
+struct IntTable {
+  const int32_t* data;
+  int size;
+};
+
+struct OpData {
+  OpKind kind;
+
+  // Set by Init when the custom options are unusable; Prepare reports it.
+  const char* error;
+  const char* error_key;
+
+  // Custom options.
+  int32_t num_subnetworks;
+  int32_t activation;
+  int32_t in_spatial;         // fully connected
+  int32_t padding;            // conv / depthwise
+  int32_t stride_width;
+  int32_t stride_height;
+  int32_t depth_multiplier;   // depthwise
+  IntTable in_channels;
+  IntTable out_channels;
+  IntTable output_multiplier;
+  IntTable output_shift;
+  IntTable bias;
+
+  // Computed in Prepare.
+  SubnetworkTables tables;
+  FullyConnectedShape fc_shape;
+  ConvShape conv_shape;
+  QuantizedParams params;  // per-subnetwork pointers are filled in Eval
+};
+
+// ---------------------------------------------------------------------------
+// Custom options (FlexBuffer map).
+
+void Fail(OpData* data, const char* key, const char* what) {
+  if (data->error == nullptr) {  // keep the first problem
+    data->error = what;
+    data->error_key = key;
+  }
+}
+
+// Reads integer `key` into `out`; a missing key gives `fallback` when
+// `required` is false. Bools count as 0/1.
+bool ReadInt(const flexbuffers::Map& map, const char* key, bool required,
+             int32_t fallback, int64_t lo, int64_t hi, int32_t* out,
+             OpData* data) {
+  const flexbuffers::Reference ref = map[key];
+  if (ref.IsNull()) {
+    if (required) {
+      Fail(data, key, "is missing");
+      return false;
+    }
+    *out = fallback;
+    return true;
+  }
+  int64_t value = 0;
+  if (ref.IsBool()) {
+    value = ref.AsBool() ? 1 : 0;
+  } else if (ref.IsUInt()) {
+    const uint64_t u = ref.AsUInt64();
+    if (u > static_cast<uint64_t>(hi)) {
+      Fail(data, key, "is out of range");
+      return false;
+    }
+    value = static_cast<int64_t>(u);
+  } else if (ref.IsInt()) {
+    value = ref.AsInt64();
+  } else {
+    Fail(data, key, "is not an integer");
+    return false;
+  }
+  if (value < lo || value > hi) {
+    Fail(data, key, "is out of range");
+    return false;
+  }
+  *out = static_cast<int32_t>(value);
+  return true;
+}
+
+// Copies the elements of a (typed or untyped) FlexBuffer vector of
+// integers into a persistent int32 array.
+template <typename VectorT>
+bool CopyInts(TfLiteContext* context, const VectorT& vec, const char* key,
+              IntTable* out, OpData* data) {
+  const size_t size = vec.size();
+  if (size == 0 || size > static_cast<size_t>(kMaxTableEntries)) {
+    Fail(data, key, "has no entries or far too many");
+    return false;
+  }
+  auto* values = static_cast<int32_t*>(
+      context->AllocatePersistentBuffer(context, size * sizeof(int32_t)));
+  if (values == nullptr) {
+    Fail(data, key, "does not fit in the arena");
+    return false;
+  }
+  for (size_t i = 0; i < size; ++i) {
+    const flexbuffers::Reference e = vec[i];
+    int64_t v = 0;
+    if (e.IsUInt()) {
+      const uint64_t u = e.AsUInt64();
+      if (u > static_cast<uint64_t>(INT32_MAX)) {
+        Fail(data, key, "has an entry outside int32");
+        return false;
+      }
+      v = static_cast<int64_t>(u);
+    } else if (e.IsInt()) {
+      v = e.AsInt64();
+      if (v < INT32_MIN || v > INT32_MAX) {
+        Fail(data, key, "has an entry outside int32");
+        return false;
+      }
+    } else {
+      Fail(data, key, "has a non-integer entry");
+      return false;
+    }
+    values[i] = static_cast<int32_t>(v);
+  }
+  out->data = values;
+  out->size = static_cast<int>(size);
+  return true;
+}
+
+bool ReadIntVector(TfLiteContext* context, const flexbuffers::Map& map,
+                   const char* key, IntTable* out, OpData* data) {
+  const flexbuffers::Reference ref = map[key];
+  if (ref.IsNull()) {
+    Fail(data, key, "is missing");
+    return false;
+  }
+  if (ref.IsTypedVector()) {
+    return CopyInts(context, ref.AsTypedVector(), key, out, data);
+  }
+  if (ref.IsVector() && !ref.IsMap()) {
+    return CopyInts(context, ref.AsVector(), key, out, data);
+  }
+  Fail(data, key, "is not a vector of integers");
+  return false;
+}
+
+void ParseOptions(TfLiteContext* context, const uint8_t* buffer,
+                  size_t length, OpData* data) {
+  if (buffer == nullptr || length == 0) {
+    Fail(data, "custom_options", "are missing");
+    return;
+  }
+  // The verifier bounds every offset, so a corrupt buffer cannot make the
+  // reads below leave it.
+  if (!flexbuffers::VerifyBuffer(buffer, length)) {
+    Fail(data, "custom_options", "are not a valid FlexBuffer");
+    return;
+  }
+  const flexbuffers::Reference root = flexbuffers::GetRoot(buffer, length);
+  if (!root.IsMap()) {
+    Fail(data, "custom_options", "are not a FlexBuffer map");
+    return;
+  }
+  const flexbuffers::Map map = root.AsMap();
+  int32_t version = 0;
+  if (!ReadInt(map, "version", true, 0, 0, INT32_MAX, &version, data)) return;
+  if (version != kHadsOptionsVersion) {
+    Fail(data, "version", "is not supported (this build reads version 1)");
+    return;
+  }
+  bool ok =
+      ReadInt(map, "num_subnetworks", true, 0, 1, kMaxTableEntries,
+              &data->num_subnetworks, data) &&
+      ReadInt(map, "fused_activation_function", true, 0, 0, INT32_MAX,
+              &data->activation, data) &&
+      ReadIntVector(context, map, "in_channels", &data->in_channels, data) &&
+      ReadIntVector(context, map, "out_channels", &data->out_channels, data) &&
+      ReadIntVector(context, map, "output_multiplier",
+                    &data->output_multiplier, data) &&
+      ReadIntVector(context, map, "output_shift", &data->output_shift,
+                    data) &&
+      ReadIntVector(context, map, "bias", &data->bias, data);
+  if (!ok) return;
+  if (data->activation != kActNone && data->activation != kActRelu &&
+      data->activation != kActReluN1To1 && data->activation != kActRelu6) {
+    Fail(data, "fused_activation_function",
+         "is not supported (NONE, RELU, RELU_N1_TO_1 or RELU6)");
+    return;
+  }
+  if (data->kind == OpKind::kFullyConnected) {
+    if (!ReadInt(map, "in_spatial", true, 1, 1, kMaxTableEntries,
+                 &data->in_spatial, data)) {
+      return;
+    }
+    // keep_num_dims only shapes the output tensor, which the converter
+    // already did; read it to reject a malformed value.
+    int32_t keep_num_dims = 0;
+    ReadInt(map, "keep_num_dims", false, 0, 0, 1, &keep_num_dims, data);
+    return;
+  }
+  int32_t dilation_w = 1;
+  int32_t dilation_h = 1;
+  ok = ReadInt(map, "padding", true, 0, kPaddingSame, kPaddingValid,
+               &data->padding, data) &&
+       ReadInt(map, "stride_w", true, 1, 1, INT32_MAX, &data->stride_width,
+               data) &&
+       ReadInt(map, "stride_h", true, 1, 1, INT32_MAX, &data->stride_height,
+               data) &&
+       ReadInt(map, "dilation_w_factor", false, 1, 1, INT32_MAX, &dilation_w,
+               data) &&
+       ReadInt(map, "dilation_h_factor", false, 1, 1, INT32_MAX, &dilation_h,
+               data);
+  if (!ok) return;
+  if (dilation_w != 1 || dilation_h != 1) {
+    Fail(data, "dilation_w_factor/dilation_h_factor",
+         "must be 1 (dilated convolutions are not supported)");
+    return;
+  }
+  if (data->kind == OpKind::kDepthwiseConv2D) {
+    ReadInt(map, "depth_multiplier", true, 1, 1, kMaxTableEntries,
+            &data->depth_multiplier, data);
+  } else {
+    data->depth_multiplier = 1;
+  }
+}
+
+void* Init(TfLiteContext* context, const char* buffer, size_t length,
+           OpKind kind) {
+  TFLITE_DCHECK(context->AllocatePersistentBuffer != nullptr);
+  auto* data = static_cast<OpData*>(
+      context->AllocatePersistentBuffer(context, sizeof(OpData)));
+  if (data == nullptr) return nullptr;  // Prepare reports it
+  *data = OpData();
+  data->kind = kind;
+  ParseOptions(context, reinterpret_cast<const uint8_t*>(buffer), length,
+               data);
+  return data;
+}
+
+void* InitFullyConnected(TfLiteContext* context, const char* buffer,
+                         size_t length) {
+  return Init(context, buffer, length, OpKind::kFullyConnected);
+}
+
+void* InitConv2D(TfLiteContext* context, const char* buffer, size_t length) {
+  return Init(context, buffer, length, OpKind::kConv2D);
+}
+
+void* InitDepthwiseConv2D(TfLiteContext* context, const char* buffer,
+                          size_t length) {
+  return Init(context, buffer, length, OpKind::kDepthwiseConv2D);
+}
+
+// ---------------------------------------------------------------------------
+// Prepare.
+
+// Temporary tensors of Prepare, released on every return path.
+class TempTensors {
+ public:
+  explicit TempTensors(tflite::MicroContext* micro_context)
+      : micro_context_(micro_context) {}
+  ~TempTensors() {
+    TfLiteTensor* all[] = {input, weights, bias, subnetwork, output};
+    for (TfLiteTensor* t : all) {
+      if (t != nullptr) micro_context_->DeallocateTempTfLiteTensor(t);
+    }
+  }
+  TempTensors(const TempTensors&) = delete;
+  TempTensors& operator=(const TempTensors&) = delete;
+
+  TfLiteTensor* input = nullptr;
+  TfLiteTensor* weights = nullptr;
+  TfLiteTensor* bias = nullptr;
+  TfLiteTensor* subnetwork = nullptr;
+  TfLiteTensor* output = nullptr;
+
+ private:
+  tflite::MicroContext* micro_context_;
+};
+
+// Number of elements, or -1 on overflow / negative dimensions.
+int64_t NumElements(const TfLiteTensor* t) {
+  int64_t n = 1;
+  for (int i = 0; i < t->dims->size; ++i) {
+    const int d = t->dims->data[i];
+    if (d < 0) return -1;
+    n *= d;
+    if (n > INT32_MAX) return -1;
+  }
+  return n;
+}
+
+bool IsAffine(const TfLiteTensor* t) {
+  return t->quantization.type == kTfLiteAffineQuantization &&
+         t->quantization.params != nullptr;
+}
+
+// Int8 weights must be symmetric: the kernels, like TFLite's per-channel
+// reference kernels, apply no weight offset.
+bool WeightsSymmetric(const TfLiteTensor* w) {
+  if (w->params.zero_point != 0) return false;
+  if (!IsAffine(w)) return true;
+  const auto* q = static_cast<const TfLiteAffineQuantization*>(
+      w->quantization.params);
+  if (q->zero_point == nullptr) return true;
+  for (int i = 0; i < q->zero_point->size; ++i) {
+    if (q->zero_point->data[i] != 0) return false;
+  }
+  return true;
+}
+
+TfLiteStatus PrepareFullyConnected(const OpData& data,
+                                   const TempTensors& t, const char* name,
+                                   FullyConnectedShape* shape, int* full_in,
+                                   int* full_out) {
+  const TfLiteIntArray* w = t.weights->dims;
+  if (w->size != 2 || w->data[0] < 1 || w->data[1] < 1) {
+    MicroPrintf("%s: weights must be 2-D [out, in], got %d dimensions", name,
+                w->size);
+    return kTfLiteError;
+  }
+  const int out = w->data[0];
+  const int features = w->data[1];
+  if (features % data.in_spatial != 0) {
+    MicroPrintf("%s: %d input features are not in_spatial=%d positions of "
+                "equal width",
+                name, features, static_cast<int>(data.in_spatial));
+    return kTfLiteError;
+  }
+  const int64_t in_elems = NumElements(t.input);
+  const int64_t out_elems = NumElements(t.output);
+  if (in_elems < features || in_elems % features != 0) {
+    MicroPrintf("%s: input of %d elements is not a whole number of rows of "
+                "%d features",
+                name, static_cast<int>(in_elems), features);
+    return kTfLiteError;
+  }
+  const int batches = static_cast<int>(in_elems / features);
+  if (out_elems != static_cast<int64_t>(batches) * out) {
+    MicroPrintf("%s: output has %d elements, expected %d rows x %d", name,
+                static_cast<int>(out_elems), batches, out);
+    return kTfLiteError;
+  }
+  shape->batches = batches;
+  shape->in_spatial = data.in_spatial;
+  shape->in_channels = features / data.in_spatial;
+  shape->out_channels = out;
+  *full_in = shape->in_channels;
+  *full_out = out;
+  return kTfLiteOk;
+}
+
+TfLiteStatus PrepareConv(const OpData& data, const TempTensors& t,
+                         const char* name, ConvShape* shape, int* full_in,
+                         int* full_out) {
+  const TfLiteIntArray* in = t.input->dims;
+  const TfLiteIntArray* w = t.weights->dims;
+  const TfLiteIntArray* out = t.output->dims;
+  if (in->size != 4 || w->size != 4 || out->size != 4) {
+    MicroPrintf("%s: input, filter and output must be 4-D (NHWC)", name);
+    return kTfLiteError;
+  }
+  const bool depthwise = data.kind == OpKind::kDepthwiseConv2D;
+  const int channels = in->data[3];
+  const int out_channels = depthwise ? w->data[3] : w->data[0];
+  if (depthwise) {
+    if (w->data[0] != 1 ||
+        static_cast<int64_t>(channels) * data.depth_multiplier !=
+            out_channels) {
+      MicroPrintf("%s: filter must be [1, kh, kw, %d * depth_multiplier=%d]",
+                  name, channels, static_cast<int>(data.depth_multiplier));
+      return kTfLiteError;
+    }
+  } else if (w->data[3] != channels) {
+    MicroPrintf("%s: filter has %d input channels, input has %d", name,
+                w->data[3], channels);
+    return kTfLiteError;
+  }
+  const Status st = MakeConvShape(
+      in->data[0], in->data[1], in->data[2], channels, w->data[1], w->data[2],
+      out_channels, data.stride_height, data.stride_width,
+      static_cast<Padding>(data.padding),
+      depthwise ? data.depth_multiplier : 1, shape);
+  if (st != kOk) {
+    MicroPrintf("%s: bad geometry: %s", name, StatusString(st));
+    return kTfLiteError;
+  }
+  if (out->data[0] != shape->batches || out->data[1] != shape->out_height ||
+      out->data[2] != shape->out_width || out->data[3] != out_channels) {
+    MicroPrintf("%s: output shape [%d, %d, %d, %d] does not match the "
+                "options, expected [%d, %d, %d, %d]",
+                name, out->data[0], out->data[1], out->data[2], out->data[3],
+                shape->batches, shape->out_height, shape->out_width,
+                out_channels);
+    return kTfLiteError;
+  }
+  *full_in = channels;
+  *full_out = out_channels;
+  return kTfLiteOk;
+}
+
+TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
+  if (node->user_data == nullptr) {
+    MicroPrintf("HADS operator: out of arena memory for its data");
+    return kTfLiteError;
+  }
+  auto* data = static_cast<OpData*>(node->user_data);
+  const char* name = OpName(data->kind);
+  if (data->error != nullptr) {
+    MicroPrintf("%s: custom options: '%s' %s (see "
+                "docs/nested_tflite_format.md)",
+                name, data->error_key, data->error);
+    return kTfLiteError;
+  }
+  if (node->inputs->size != kNumInputs || node->outputs->size != 1) {
+    MicroPrintf("%s: expected 4 inputs (input, weights, bias or -1, "
+                "subnetwork) and 1 output, got %d and %d",
+                name, node->inputs->size, node->outputs->size);
+    return kTfLiteError;
+  }
+
+  tflite::MicroContext* micro_context = tflite::GetMicroContext(context);
+  TempTensors t(micro_context);
+  t.input = micro_context->AllocateTempInputTensor(node, kInputTensor);
+  t.weights = micro_context->AllocateTempInputTensor(node, kWeightsTensor);
+  t.bias = micro_context->AllocateTempInputTensor(node, kBiasTensor);
+  t.subnetwork =
+      micro_context->AllocateTempInputTensor(node, kSubnetworkTensor);
+  t.output = micro_context->AllocateTempOutputTensor(node, kOutputTensor);
+  if (t.input == nullptr || t.weights == nullptr || t.subnetwork == nullptr ||
+      t.output == nullptr) {
+    MicroPrintf("%s: input, weights, subnetwork and output are required",
+                name);
+    return kTfLiteError;
+  }
+  if (t.input->type != kTfLiteInt8 || t.weights->type != kTfLiteInt8 ||
+      t.output->type != kTfLiteInt8) {
+    MicroPrintf("%s: input, weights and output must be int8, got %s, %s, %s",
+                name, TfLiteTypeGetName(t.input->type),
+                TfLiteTypeGetName(t.weights->type),
+                TfLiteTypeGetName(t.output->type));
+    return kTfLiteError;
+  }
+  if (t.subnetwork->type != kTfLiteInt32 || NumElements(t.subnetwork) != 1) {
+    MicroPrintf("%s: the subnetwork input must be one int32, got %s with %d "
+                "elements",
+                name, TfLiteTypeGetName(t.subnetwork->type),
+                static_cast<int>(NumElements(t.subnetwork)));
+    return kTfLiteError;
+  }
+  if (!WeightsSymmetric(t.weights)) {
+    MicroPrintf("%s: int8 weights must have zero point 0", name);
+    return kTfLiteError;
+  }
+  if (!(t.output->params.scale > 0.0f) ||
+      t.input->params.zero_point < -128 || t.input->params.zero_point > 127 ||
+      t.output->params.zero_point < -128 ||
+      t.output->params.zero_point > 127) {
+    MicroPrintf("%s: input/output quantization is not int8 affine", name);
+    return kTfLiteError;
+  }
+
+  int full_in = 0;
+  int full_out = 0;
+  if (data->kind == OpKind::kFullyConnected) {
+    TF_LITE_ENSURE_OK(context, PrepareFullyConnected(*data, t, name,
+                                                     &data->fc_shape,
+                                                     &full_in, &full_out));
+  } else {
+    TF_LITE_ENSURE_OK(context, PrepareConv(*data, t, name, &data->conv_shape,
+                                           &full_in, &full_out));
+  }
+  if (t.bias != nullptr &&
+      (t.bias->type != kTfLiteInt32 || NumElements(t.bias) != full_out)) {
+    MicroPrintf("%s: bias must be int32 [%d]", name, full_out);
+    return kTfLiteError;
+  }
+
+  // Tables: sizes first, so that validation reads only what exists.
+  const int s = data->num_subnetworks;
+  const int64_t rows = static_cast<int64_t>(s) * full_out;
+  if (data->in_channels.size != s || data->out_channels.size != s ||
+      data->output_multiplier.size != rows ||
+      data->output_shift.size != rows || data->bias.size != rows) {
+    MicroPrintf("%s: tables must have num_subnetworks=%d entries (in/out "
+                "channels) and %d x %d (multiplier, shift, bias); got %d, %d, "
+                "%d, %d, %d",
+                name, s, s, full_out, data->in_channels.size,
+                data->out_channels.size, data->output_multiplier.size,
+                data->output_shift.size, data->bias.size);
+    return kTfLiteError;
+  }
+  SubnetworkTables& tables = data->tables;
+  tables.num_subnetworks = s;
+  tables.full_in = full_in;
+  tables.full_out = full_out;
+  tables.in_channels = data->in_channels.data;
+  tables.out_channels = data->out_channels.data;
+  tables.output_multiplier = data->output_multiplier.data;
+  tables.output_shift = data->output_shift.data;
+  tables.bias = data->bias.data;
+  const Status st = ValidateSubnetworkTables(
+      tables,
+      data->kind == OpKind::kDepthwiseConv2D ? data->depth_multiplier : 0);
+  if (st != kOk) {
+    MicroPrintf("%s: tables inconsistent with the tensors (full in %d, full "
+                "out %d): %s",
+                name, full_in, full_out, StatusString(st));
+    return kTfLiteError;
+  }
+
+  QuantizedParams& params = data->params;
+  params.input_offset = -t.input->params.zero_point;
+  params.output_offset = t.output->params.zero_point;
+  const Status act = CalculateActivationRangeInt8(
+      static_cast<Activation>(data->activation), t.output->params.scale,
+      t.output->params.zero_point, &params.act_min, &params.act_max);
+  if (act != kOk) {
+    MicroPrintf("%s: activation range: %s", name, StatusString(act));
+    return kTfLiteError;
+  }
+  return kTfLiteOk;
+}
+
+// ---------------------------------------------------------------------------
+// Eval.
+
+TfLiteStatus Eval(TfLiteContext* context, TfLiteNode* node) {
+  TFLITE_DCHECK(node->user_data != nullptr);
+  const OpData& data = *static_cast<const OpData*>(node->user_data);
+  const TfLiteEvalTensor* input =
+      tflite::micro::GetEvalInput(context, node, kInputTensor);
+  const TfLiteEvalTensor* weights =
+      tflite::micro::GetEvalInput(context, node, kWeightsTensor);
+  const TfLiteEvalTensor* subnetwork =
+      tflite::micro::GetEvalInput(context, node, kSubnetworkTensor);
+  TfLiteEvalTensor* output =
+      tflite::micro::GetEvalOutput(context, node, kOutputTensor);
+
+  // The switch: one integer read, a range check, pointer arithmetic.
+  const int32_t k = tflite::micro::GetTensorData<int32_t>(subnetwork)[0];
+  ActiveSubnetwork active;
+  if (SelectSubnetwork(data.tables, k, &active) != kOk) {
+    MicroPrintf("%s: subnetwork %d out of range 0..%d", OpName(data.kind),
+                static_cast<int>(k),
+                static_cast<int>(data.num_subnetworks) - 1);
+    return kTfLiteError;
+  }
+  QuantizedParams params = data.params;
+  params.output_multiplier = active.output_multiplier;
+  params.output_shift = active.output_shift;
+  params.bias = active.bias;
+
+  const int8_t* x = tflite::micro::GetTensorData<int8_t>(input);
+  const int8_t* w = tflite::micro::GetTensorData<int8_t>(weights);
+  int8_t* y = tflite::micro::GetTensorData<int8_t>(output);
+  Status st = kOk;
+  switch (data.kind) {
+    case OpKind::kFullyConnected:
+      st = FullyConnectedInt8(data.fc_shape, params, active.in_channels,
+                              active.out_channels, x, w, y);
+      break;
+    case OpKind::kConv2D:
+      st = Conv2DInt8(data.conv_shape, params, active.in_channels,
+                      active.out_channels, x, w, y);
+      break;
+    case OpKind::kDepthwiseConv2D:
+      st = DepthwiseConv2DInt8(data.conv_shape, params, active.in_channels, x,
+                               w, y);
+      break;
+  }
+  if (st != kOk) {
+    MicroPrintf("%s: %s", OpName(data.kind), StatusString(st));
+    return kTfLiteError;
+  }
+  return kTfLiteOk;
+}
+
+}  // namespace
+
+TFLMRegistration Register_HADS_FULLY_CONNECTED() {
+  return tflite::micro::RegisterOp(InitFullyConnected, Prepare, Eval);
+}
+
+TFLMRegistration Register_HADS_CONV_2D() {
+  return tflite::micro::RegisterOp(InitConv2D, Prepare, Eval);
+}
+
+TFLMRegistration Register_HADS_DEPTHWISE_CONV_2D() {
+  return tflite::micro::RegisterOp(InitDepthwiseConv2D, Prepare, Eval);
+}
+
+}  // namespace hads
