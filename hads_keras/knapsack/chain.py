@@ -1,0 +1,243 @@
+"""Stage solver with exact (bilinear) costs for chain-structured networks.
+
+One stage: choose a slicing point ``s_g`` per group, within bounds
+``lo_g <= s_g <= hi_g`` (bottom-up: the previous, smaller subnetwork;
+top-down: the previous, larger one), maximizing the importance kept
+``sum_g P_g(s_g)`` (``P_g`` the prefix sums, concave) subject to the exact
+cost ``C + sum_g b_g s_g + sum_g a_g s_g s_{g+1} <= B``.
+
+Algorithm (``chain_dp``), with its guarantee:
+
+1. A Lagrangian relaxation of the budget: for a multiplier ``lam`` the
+   chain DP ``max sum_g P_g(s_g) - lam * cost(s)`` with state = the previous
+   group's slicing point costs O(width^2) per group. Bisection on ``lam``
+   gives a feasible solution (lower bound LB) and the dual upper bound UB.
+2. A DP over groups whose state is (slicing point, rounded *loss*), storing
+   the least exact cost: the loss of group g at width s is
+   ``P_g(hi_g) - P_g(s)``, rounded up to a multiple of ``K = eps * LB / G``
+   (G = groups with a choice). The transition
+   ``min_s f[s, q] + a_g s t`` is done for all (s, t, q) with NumPy.
+   The returned solution loses at most G*K more than the optimum:
+   **profit >= OPT - eps * LB >= (1 - eps) OPT**. With integer importance
+   and ``K = 1`` (``eps = 0``) the DP is exact. Only loss levels up to
+   ``(sum_g P_g(hi_g) - LB) / K + G`` are kept (anything beyond is worse
+   than LB), which keeps the table small: the optimum of a stage loses a
+   small part of the importance, so O(G^2 (1 - LB/UB...) / eps) levels.
+   Time O(sum_g |S_g| |S_{g+1}| Q).
+
+Costs are counted exactly (float64 holds integer costs < 2**53 exactly).
+One resource per call; several resources need solver='cp-sat'.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+
+import numpy as np
+
+from hads_keras.knapsack.problem import Problem, allowed_widths
+
+
+@dataclasses.dataclass
+class StageSolution:
+    widths: np.ndarray
+    profit: float
+    status: str
+    seconds: float
+    bound: float | None = None  # proven upper bound on the stage optimum
+
+
+def stage_domains(problem: Problem, lo, hi, multiple_of: int = 1):
+    """Allowed slicing points of every group within [lo_g, hi_g]."""
+    out = []
+    for g, l, h in zip(problem.groups, lo, hi):
+        a = allowed_widths(g, multiple_of)
+        a = a[(a >= l) & (a <= h)]
+        if a.size == 0:
+            raise ValueError(
+                f"Group '{g.name}': no slicing point allowed in [{l}, {h}] "
+                f"(multiple_of={multiple_of}).")
+        out.append(a)
+    return out
+
+
+def brute_force(problem: Problem, budgets: dict, lo, hi, multiple_of: int = 1):
+    """Enumerates every combination of slicing points (tests only)."""
+    t0 = time.perf_counter()
+    doms = stage_domains(problem, lo, hi, multiple_of)
+    best, best_w = -np.inf, None
+    for combo in itertools.product(*doms):
+        if all(problem.cost(combo, r) <= b for r, b in budgets.items()):
+            p = problem.objective(combo)
+            if p > best:
+                best, best_w = p, np.array(combo)
+    if best_w is None:
+        raise ValueError("Infeasible stage: no combination fits the budget.")
+    return StageSolution(best_w, best, "OPTIMAL", time.perf_counter() - t0, best)
+
+
+class _Chain:
+    """The stage in arrays: domains, profits and cost coefficients."""
+
+    def __init__(self, problem, resource, lo, hi, multiple_of):
+        self.const, self.lin, self.pair = problem.chain(resource)
+        self.doms = stage_domains(problem, lo, hi, multiple_of)
+        self.prof = [g.prefix[d] for g, d in zip(problem.groups, self.doms)]
+        self.G = len(self.doms)
+
+    def cost(self, idx):
+        s = np.array([d[i] for d, i in zip(self.doms, idx)], dtype=np.float64)
+        c = self.const + float(self.lin @ s)
+        if self.G > 1:
+            c += float(self.pair @ (s[:-1] * s[1:]))
+        return c
+
+    def profit(self, idx):
+        return float(sum(p[i] for p, i in zip(self.prof, idx)))
+
+    def lagrangian(self, lam):
+        """argmax sum P - lam * cost over the chain (exact DP, O(S^2) per group)."""
+        d0 = self.doms[0].astype(np.float64)
+        v = self.prof[0] - lam * (self.lin[0] * d0)
+        back = []
+        for g in range(1, self.G):
+            s = self.doms[g - 1].astype(np.float64)
+            t = self.doms[g].astype(np.float64)
+            m = v[:, None] - lam * self.pair[g - 1] * s[:, None] * t[None, :]
+            arg = np.argmax(m, axis=0)
+            v = m[arg, np.arange(t.size)] + self.prof[g] - lam * self.lin[g] * t
+            back.append(arg)
+        idx = [int(np.argmax(v))]
+        for g in range(self.G - 1, 0, -1):
+            idx.append(int(back[g - 1][idx[-1]]))
+        idx = idx[::-1]
+        return idx, float(v[idx[-1]]) - lam * self.const
+
+
+def _lagrangian_bounds(ch: _Chain, budget: float, iters: int = 60):
+    """Best feasible solution seen and the dual bound, by bisection on lam."""
+    lo_idx = [0] * ch.G
+    best_idx, best = lo_idx, ch.profit(lo_idx)
+    ub = np.inf
+    idx, val = ch.lagrangian(0.0)
+    ub = min(ub, val)
+    if ch.cost(idx) <= budget:
+        return idx, ch.profit(idx), ch.profit(idx)
+    # Upper end: a multiplier large enough to make the smallest widths optimal.
+    hi_lam = 1.0
+    for _ in range(200):
+        idx, val = ch.lagrangian(hi_lam)
+        ub = min(ub, val + hi_lam * budget)
+        if ch.cost(idx) <= budget:
+            break
+        hi_lam *= 4.0
+    if ch.cost(idx) <= budget and ch.profit(idx) > best:
+        best_idx, best = idx, ch.profit(idx)
+    lo_lam = 0.0
+    for _ in range(iters):
+        lam = 0.5 * (lo_lam + hi_lam)
+        idx, val = ch.lagrangian(lam)
+        ub = min(ub, val + lam * budget)
+        if ch.cost(idx) <= budget:
+            hi_lam = lam
+            if ch.profit(idx) > best:
+                best_idx, best = idx, ch.profit(idx)
+        else:
+            lo_lam = lam
+    return best_idx, best, ub
+
+
+def chain_dp(problem: Problem, resource: str, budget: float, lo, hi, *,
+             eps: float = 0.01, multiple_of: int = 1,
+             max_cells: int = 400_000_000) -> StageSolution:
+    """(1 - eps)-optimal stage with exact bilinear costs (see module doc).
+
+    ``eps = 0`` asks for the exact optimum and needs integer importance.
+    """
+    t0 = time.perf_counter()
+    if not 0 <= eps < 1:
+        raise ValueError(f"eps must be in [0, 1), got {eps}.")
+    ch = _Chain(problem, resource, lo, hi, multiple_of)
+    integer = all(np.all(p == np.round(p)) for p in ch.prof)
+    if eps == 0 and not integer:
+        raise ValueError(
+            "eps=0 (exact DP) needs integer importance; use eps > 0 for the "
+            "(1 - eps) guarantee, or solver='cp-sat'.")
+    if ch.cost([0] * ch.G) > budget:
+        raise ValueError(
+            f"Stage infeasible: the smallest allowed widths cost "
+            f"{ch.cost([0] * ch.G):g} > budget {budget:g} ({resource}).")
+    lb_idx, lb, ub = _lagrangian_bounds(ch, budget)
+    n_var = sum(1 for d in ch.doms if d.size > 1)
+    top = sum(float(p[-1]) for p in ch.prof)
+    if n_var == 0 or lb >= ub - 1e-12 * max(abs(ub), 1) or lb >= top:
+        w = np.array([d[i] for d, i in zip(ch.doms, lb_idx)])
+        return StageSolution(w, lb, "OPTIMAL", time.perf_counter() - t0, lb)
+    if eps == 0:
+        k = 1.0
+    else:
+        base = lb if lb > 0 else max(ub, 1e-300)
+        k = eps * base / n_var
+        if integer:
+            k = max(1.0, np.floor(k))
+    qmax = int(np.floor((top - lb) / k + 1e-9)) + n_var
+    cells = sum(a.size * b.size for a, b in zip(ch.doms[:-1], ch.doms[1:])) * (qmax + 1)
+    if cells > max_cells:
+        raise ValueError(
+            f"chain DP table too large ({cells:.2e} cells at eps={eps}); "
+            "use a larger eps or solver='cp-sat'.")
+    # Rounded-up loss of every allowed width.
+    r = [np.ceil((p[-1] - p) / k - 1e-9).astype(np.int64) for p in ch.prof]
+    Q = qmax + 1
+    inf = np.inf
+    qs = np.arange(Q)
+    d0 = ch.doms[0].astype(np.float64)
+    f = np.where(qs[None, :] >= r[0][:, None],
+                 (ch.const + ch.lin[0] * d0)[:, None], inf)
+    f[f > budget] = inf
+    fs = [f]
+    for g in range(1, ch.G):
+        s = ch.doms[g - 1].astype(np.float64)
+        t = ch.doms[g].astype(np.float64)
+        a = ch.pair[g - 1]
+        h = np.empty((t.size, Q))
+        # h[t, q] = min_s f[s, q] + a s t, in chunks of t to bound memory.
+        chunk = max(1, int(2_000_000 // max(1, s.size * Q)))
+        for j in range(0, t.size, chunk):
+            tt = t[j:j + chunk]
+            h[j:j + chunk] = np.min(
+                f[None, :, :] + (a * tt[:, None, None]) * s[None, :, None], axis=1)
+        fn = np.full((t.size, Q), inf)
+        for ti in range(t.size):
+            rt = int(r[g][ti])
+            if rt < Q:
+                fn[ti, rt:] = h[ti, :Q - rt] + ch.lin[g] * t[ti]
+        fn[fn > budget] = inf
+        f = fn
+        fs.append(f)
+    col = f.min(axis=0)
+    ok = np.flatnonzero(col <= budget)
+    if ok.size == 0:
+        idx = lb_idx
+    else:
+        q = int(ok[0])
+        ti = int(np.argmin(f[:, q]))
+        idx = [ti]
+        for g in range(ch.G - 1, 0, -1):
+            q -= int(r[g][ti])
+            s = ch.doms[g - 1].astype(np.float64)
+            ti = int(np.argmin(fs[g - 1][:, q] + ch.pair[g - 1] * s * ch.doms[g][ti]))
+            idx.append(ti)
+        idx = idx[::-1]
+        if ch.profit(idx) < lb:
+            idx = lb_idx
+    profit = ch.profit(idx)
+    assert ch.cost(idx) <= budget
+    bound = min(ub, profit + n_var * k) if ok.size else ub
+    exact = integer and k == 1.0
+    status = "OPTIMAL" if exact or bound - profit <= 1e-12 * max(abs(profit), 1) else "FEASIBLE"
+    w = np.array([d[i] for d, i in zip(ch.doms, idx)])
+    return StageSolution(w, profit, status, time.perf_counter() - t0,
+                         profit if exact else bound)

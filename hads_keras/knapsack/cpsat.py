@@ -1,0 +1,266 @@
+"""CP-SAT models with exact (bilinear) costs: one stage, the paper's
+depthwise-separable IP (Appendix A.1), and all stages jointly (nested).
+
+CP-SAT works on integers: importance is scaled to integers (relative
+rounding error about 1e-9 of the total), cost coefficients that are not
+integers are scaled by 1000 and rounded up (budgets down), so a solution
+feasible for CP-SAT is feasible for the exact costs.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from ortools.sat.python import cp_model
+
+from hads_keras.knapsack.chain import StageSolution, stage_domains
+from hads_keras.knapsack.problem import Problem
+
+_STATUS = {cp_model.OPTIMAL: "OPTIMAL", cp_model.FEASIBLE: "FEASIBLE",
+           cp_model.INFEASIBLE: "INFEASIBLE", cp_model.UNKNOWN: "UNKNOWN",
+           cp_model.MODEL_INVALID: "MODEL_INVALID"}
+
+
+class _Scales:
+    """Integer scaling of profits and costs shared by the models below."""
+
+    def __init__(self, problem: Problem, resources):
+        top = sum(float(g.importance.sum()) for g in problem.groups)
+        self.profit = 1.0 if top == 0 else 1e9 / top
+        self.cost = {}
+        for r in resources:
+            coefs = np.array([t.coef for t in problem.terms if t.resource == r])
+            self.cost[r] = 1.0 if np.all(coefs == np.round(coefs)) else 1000.0
+
+    def table(self, group):
+        return [int(round(v * self.profit)) for v in group.prefix]
+
+    def coef(self, r, c):
+        return int(np.ceil(c * self.cost[r] - 1e-9))
+
+    def budget(self, r, b):
+        return int(np.floor(b * self.cost[r] + 1e-9))
+
+
+def _solver(time_limit, workers):
+    s = cp_model.CpSolver()
+    s.parameters.max_time_in_seconds = float(time_limit)
+    s.parameters.num_workers = int(workers)
+    return s
+
+
+def _width_vars(m, problem, doms, tag):
+    return [m.NewIntVarFromDomain(cp_model.Domain.FromValues([int(v) for v in d]),
+                                  f"s_{g.name}_{tag}")
+            for g, d in zip(problem.groups, doms)]
+
+
+def _profit_vars(m, problem, sc, s, doms, tag):
+    """v_g = P_g(s_g) by an element constraint, plus the concave tangent cuts
+    v_g <= P(a) + (P(b) - P(a)) / (b - a) * (s_g - a) for consecutive allowed
+    a < b, which give the LP relaxation the concave envelope."""
+    vs = []
+    for g, sv, d in zip(problem.groups, s, doms):
+        tab = sc.table(g)
+        v = m.NewIntVar(min(tab[int(x)] for x in d), max(tab[int(x)] for x in d),
+                        f"v_{g.name}_{tag}")
+        m.AddElement(sv, tab, v)
+        for a, b in zip(d[:-1], d[1:]):
+            a, b = int(a), int(b)
+            # (b - a) v <= (b - a) P(a) + (P(b) - P(a)) (s - a)
+            m.Add((b - a) * v <= (b - a) * tab[a] + (tab[b] - tab[a]) * (sv - a))
+        vs.append(v)
+    return vs
+
+
+def _cost_expr(m, problem, sc, r, s, doms, tag, cache):
+    """Integer cost expression of resource r; products via multiplication
+    equalities (shared between resources through ``cache``)."""
+    idx = {g.name: i for i, g in enumerate(problem.groups)}
+    expr = 0
+    for t in problem.terms:
+        if t.resource != r or t.coef == 0:
+            continue
+        c = sc.coef(r, t.coef)
+        if not t.groups:
+            expr += c
+        elif len(t.groups) == 1:
+            expr += c * s[idx[t.groups[0]]]
+        else:
+            i, j = sorted(idx[g] for g in t.groups)
+            key = (i, j, tag)
+            if key not in cache:
+                hi = int(doms[i][-1]) * int(doms[j][-1])
+                lo = int(doms[i][0]) * int(doms[j][0])
+                p = m.NewIntVar(lo, hi, f"p_{i}_{j}_{tag}")
+                m.AddMultiplicationEquality(p, [s[i], s[j]])
+                # McCormick lower envelope (costs are bounded from below in
+                # the relaxation, which is what the budget needs).
+                li, hi_i = int(doms[i][0]), int(doms[i][-1])
+                lj, hi_j = int(doms[j][0]), int(doms[j][-1])
+                m.Add(p >= lj * s[i] + li * s[j] - li * lj)
+                m.Add(p >= hi_j * s[i] + hi_i * s[j] - hi_i * hi_j)
+                cache[key] = p
+            expr += c * cache[key]
+    return expr
+
+
+def _finish(problem, solver, st, s_vars, t0, sc):
+    if st not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None
+    return np.array([solver.Value(v) for v in s_vars], dtype=np.int64)
+
+
+def stage(problem: Problem, budgets: dict, lo, hi, *, multiple_of=1,
+          time_limit=60.0, workers=2, hint=None) -> StageSolution:
+    """One stage with exact bilinear costs, any number of resources."""
+    t0 = time.perf_counter()
+    doms = stage_domains(problem, lo, hi, multiple_of)
+    sc = _Scales(problem, budgets)
+    m = cp_model.CpModel()
+    s = _width_vars(m, problem, doms, "0")
+    v = _profit_vars(m, problem, sc, s, doms, "0")
+    cache = {}
+    for r, b in budgets.items():
+        m.Add(_cost_expr(m, problem, sc, r, s, doms, "0", cache) <= sc.budget(r, b))
+    m.Maximize(sum(v))
+    if hint is not None:
+        for sv, h in zip(s, hint):
+            m.AddHint(sv, int(h))
+    solver = _solver(time_limit, workers)
+    st = solver.Solve(m)
+    w = _finish(problem, solver, st, s, t0, sc)
+    if w is None:
+        raise RuntimeError(f"CP-SAT stage: no solution ({_STATUS.get(st, st)}) "
+                           f"within {time_limit} s; raise time_limit.")
+    return StageSolution(w, problem.objective(w), _STATUS[st],
+                         time.perf_counter() - t0,
+                         solver.BestObjectiveBound() / sc.profit)
+
+
+def depthwise_ip(problem: Problem, budgets: dict, lo, hi, *, multiple_of=1,
+                 time_limit=60.0, workers=2, hint=None) -> StageSolution:
+    """The paper's integer program for depthwise-separable CNNs (Appendix A.1),
+    written on a :class:`Problem`.
+
+    Binary x per unit (per allowed step), prefix implications. Depthwise
+    filters are tied to the previous pointwise layer's width because they
+    belong to the same group. A pointwise layer (any pair term) gets one
+    variable per kernel y_ij >= x_i + x_j - 1 (input channel i, filter j),
+    so its cost ``coef * sum_ij y_ij`` is exact; the first conv's filters
+    and depthwise filters are linear in x. Exact, but with width^2 variables
+    per layer it is slow (the paper: 19 to 90 minutes per DS-CNN S stage
+    with Gurobi); the chain DP solves the same problem.
+    """
+    t0 = time.perf_counter()
+    doms = stage_domains(problem, lo, hi, multiple_of)
+    sc = _Scales(problem, budgets)
+    idx = {g.name: i for i, g in enumerate(problem.groups)}
+    m = cp_model.CpModel()
+    xs, steps = [], []
+    for gi, (g, d) in enumerate(zip(problem.groups, doms)):
+        x = [m.NewBoolVar(f"x_{g.name}_{j}") for j in range(d.size - 1)]
+        for j in range(1, len(x)):
+            m.AddImplication(x[j], x[j - 1])
+        xs.append(x)
+        steps.append(np.diff(d).astype(np.int64))
+    tabs = [sc.table(g) for g in problem.groups]
+    obj = sum(tabs[gi][int(d[0])] for gi, d in enumerate(doms))
+    obj += sum((tabs[gi][int(d[j + 1])] - tabs[gi][int(d[j])]) * xs[gi][j]
+               for gi, d in enumerate(doms) for j in range(d.size - 1))
+    width_expr = [int(d[0]) + sum(int(steps[gi][j]) * xs[gi][j] for j in range(len(xs[gi])))
+                  for gi, d in enumerate(doms)]
+    ys = {}
+    for r, b in budgets.items():
+        expr = 0
+        for t in problem.terms:
+            if t.resource != r or t.coef == 0:
+                continue
+            c = sc.coef(r, t.coef)
+            if not t.groups:
+                expr += c
+            elif len(t.groups) == 1:
+                expr += c * width_expr[idx[t.groups[0]]]
+            else:
+                a, bb = (idx[g] for g in t.groups)
+                ba, bb0 = int(doms[a][0]), int(doms[bb][0])
+                # (ba + sum da x)(bb0 + sum db x) expanded; the cross terms
+                # are the per-kernel variables.
+                expr += c * (ba * width_expr[bb] + bb0 * width_expr[a] - ba * bb0)
+                key = (a, bb)
+                if key not in ys:
+                    ys[key] = {}
+                    for i, xi in enumerate(xs[a]):
+                        for j, xj in enumerate(xs[bb]):
+                            y = m.NewBoolVar(f"y_{a}_{bb}_{i}_{j}")
+                            m.Add(y >= xi + xj - 1)
+                            ys[key][i, j] = y
+                expr += c * sum(int(steps[a][i]) * int(steps[bb][j]) * y
+                                for (i, j), y in ys[key].items())
+        m.Add(expr <= sc.budget(r, b))
+    m.Maximize(obj)
+    if hint is not None:
+        for gi, h in enumerate(hint):
+            for j in range(len(xs[gi])):
+                m.AddHint(xs[gi][j], int(doms[gi][j + 1]) <= int(h))
+    solver = _solver(time_limit, workers)
+    st = solver.Solve(m)
+    if st not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        raise RuntimeError(f"depthwise IP: no solution ({_STATUS.get(st, st)}) "
+                           f"within {time_limit} s; raise time_limit.")
+    w = np.array([int(d[0]) + sum(int(steps[gi][j]) * solver.Value(xs[gi][j])
+                                  for j in range(len(xs[gi])))
+                  for gi, d in enumerate(doms)], dtype=np.int64)
+    return StageSolution(w, problem.objective(w), _STATUS[st],
+                         time.perf_counter() - t0,
+                         solver.BestObjectiveBound() / sc.profit)
+
+
+def joint(problem: Problem, budgets: list, *, multiple_of=1, time_limit=60.0,
+          workers=2, hints=(), log=False):
+    """All subnetworks in one model: widths nested (s_{g,k} <= s_{g,k-1}),
+    exact bilinear costs, objective = importance kept summed over
+    subnetworks. ``budgets[0]`` is the full network (fixed); ``hints`` are
+    width matrices [n_sub, n_groups] (e.g. bottom-up and top-down plans);
+    the best is given to CP-SAT as its hint.
+
+    Returns (widths [n_sub, n_groups] or None, status, CP-SAT's bound on the
+    objective of subnetworks 1.., seconds).
+    """
+    t0 = time.perf_counter()
+    full = problem.full_widths
+    lo = problem.min_widths(multiple_of)
+    doms = stage_domains(problem, lo, full, multiple_of)
+    resources = list(budgets[0].keys())
+    sc = _Scales(problem, resources)
+    m = cp_model.CpModel()
+    prev = None
+    S, V = [], []
+    for k in range(1, len(budgets)):
+        s = _width_vars(m, problem, doms, str(k))
+        if prev is not None:
+            for a, b in zip(s, prev):
+                m.Add(a <= b)
+        v = _profit_vars(m, problem, sc, s, doms, str(k))
+        cache = {}
+        for r in resources:
+            m.Add(_cost_expr(m, problem, sc, r, s, doms, str(k), cache)
+                  <= sc.budget(r, budgets[k][r]))
+        S.append(s)
+        V.append(v)
+        prev = s
+    m.Maximize(sum(sum(v) for v in V))
+    if hints:
+        best = max(hints, key=lambda h: sum(problem.objective(w) for w in h[1:]))
+        for k, s in enumerate(S, start=1):
+            for sv, h in zip(s, best[k]):
+                m.AddHint(sv, int(h))
+    solver = _solver(time_limit, workers)
+    solver.parameters.log_search_progress = bool(log)
+    st = solver.Solve(m)
+    widths = None
+    if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        widths = np.vstack([full] + [[solver.Value(v) for v in s] for s in S])
+    return (widths, _STATUS.get(st, str(st)),
+            solver.BestObjectiveBound() / sc.profit, time.perf_counter() - t0)

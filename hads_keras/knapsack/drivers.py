@@ -1,0 +1,283 @@
+"""Bottom-up, top-down and joint drivers, and the entry point.
+
+Subnetwork 0 is always the full network. The heuristics solve one stage
+(one subnetwork) at a time:
+
+* **bottom-up**: smallest budget first; each larger stage keeps every unit
+  of the previous one (lower bound on each slicing point). Worst case 2/3 of
+  each stage's optimum for items of weight <= c/2 (the paper's Appendix A.2).
+* **top-down**: largest budget first; each smaller stage is restricted to
+  the previous one's units (upper bound). Worst case 1/2.
+* **joint**: all stages in one CP-SAT model, hinted with both heuristics'
+  plans; returns the best plan found and a proven gap.
+
+Cost models (``costs=``): "exact" counts the real, bilinear cost of a
+subnetwork; "paper" is equation 1, each unit charged its cost at full
+neighbour width (an over-estimate, so its plans are feasible but leave
+budget unused).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from hads_keras.knapsack import chain, cpsat, knapsack01
+from hads_keras.knapsack.chain import StageSolution, stage_domains
+from hads_keras.knapsack.problem import Problem, resolve_targets
+from hads_keras.knapsack.report import KnapsackResult, StageReport
+
+METHODS = ("bottom_up", "top_down", "joint")
+EXACT_SOLVERS = ("fptas", "dp", "cp-sat", "ip", "brute_force")
+PAPER_SOLVERS = ("knapsack", "cp-sat", "dp", "fptas", "brute_force")
+
+
+def eq1_chains(problem: Problem, budgets: dict, lo, hi, multiple_of=1):
+    """Equation 1 as a prefix-constrained 0/1 knapsack over allowed steps.
+
+    Returns (chains, capacity per resource, domains). Step j of group g goes
+    from slicing point dom[j] to dom[j + 1]; the base dom[0] is always kept.
+    """
+    doms = stage_domains(problem, lo, hi, multiple_of)
+    res = list(budgets)
+    uw = [problem.unit_weights(r) for r in res]
+    cap = np.array([budgets[r] - uw[i][0] - sum(uw[i][1][g] * doms[g][0]
+                                                for g in range(len(doms)))
+                    for i, r in enumerate(res)])
+    chains = []
+    for g, (grp, d) in enumerate(zip(problem.groups, doms)):
+        pre = grp.prefix
+        steps = np.diff(d).astype(np.float64)
+        w = steps[:, None] * np.array([uw[i][1][g] for i in range(len(res))])[None, :]
+        chains.append(knapsack01.Chain(pre[d[1:]] - pre[d[:-1]], w))
+    return chains, cap, doms
+
+
+def _eq1_floor(problem, resource, multiple_of):
+    const, w = problem.unit_weights(resource)
+    return const + float(w @ problem.min_widths(multiple_of))
+
+
+def solve_stage(problem: Problem, budgets: dict, lo, hi, *, costs="exact",
+                solver="fptas", eps=0.01, multiple_of=1, time_limit=60.0,
+                workers=2, hint=None) -> StageSolution:
+    """One subnetwork: max importance within ``budgets``, ``lo <= s <= hi``."""
+    lo = np.asarray(lo, dtype=np.int64)
+    hi = np.asarray(hi, dtype=np.int64)
+    if costs == "exact":
+        if solver in ("fptas", "dp"):
+            if len(budgets) != 1:
+                raise ValueError(
+                    f"solver='{solver}' with costs='exact' handles one resource, got "
+                    f"{list(budgets)}; use solver='cp-sat' for several.")
+            (r, b), = budgets.items()
+            return chain.chain_dp(problem, r, b, lo, hi,
+                                  eps=0.0 if solver == "dp" else eps,
+                                  multiple_of=multiple_of)
+        if solver == "cp-sat":
+            return cpsat.stage(problem, budgets, lo, hi, multiple_of=multiple_of,
+                               time_limit=time_limit, workers=workers, hint=hint)
+        if solver == "ip":
+            return cpsat.depthwise_ip(problem, budgets, lo, hi, multiple_of=multiple_of,
+                                      time_limit=time_limit, workers=workers, hint=hint)
+        if solver == "brute_force":
+            return chain.brute_force(problem, budgets, lo, hi, multiple_of)
+        raise ValueError(f"Unknown solver '{solver}' for costs='exact'; choose one "
+                         f"of {EXACT_SOLVERS}.")
+    chains, cap, doms = eq1_chains(problem, budgets, lo, hi, multiple_of)
+    if np.any(cap < 0):
+        raise ValueError(
+            "Equation 1 (costs='paper') cannot fit this stage: even the smallest "
+            f"allowed widths are charged more than the budget {budgets}; raise the "
+            "budget or use costs='exact'.")
+    t0 = time.perf_counter()
+    hint_counts = None
+    if hint is not None:
+        hint_counts = [int(np.searchsorted(d, h)) for d, h in zip(doms, hint)]
+    sol = knapsack01.solve(chains, cap, solver, eps=eps, time_limit=time_limit,
+                           hint=hint_counts)
+    widths = np.array([d[k] for d, k in zip(doms, sol.counts)], dtype=np.int64)
+    base = problem.objective([d[0] for d in doms])
+    bound = None if sol.bound is None else base + sol.bound
+    return StageSolution(widths, problem.objective(widths), sol.status,
+                         time.perf_counter() - t0, bound)
+
+
+def _check_options(problem, method, costs, solver, eps, multiple_of, n_res):
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got '{method}'.")
+    if costs not in ("exact", "paper"):
+        raise ValueError(f"costs must be 'exact' or 'paper', got '{costs}'.")
+    if solver is None:
+        if costs == "exact":
+            solver = "fptas" if n_res == 1 else "cp-sat"
+        else:
+            solver = "knapsack"
+    allowed = EXACT_SOLVERS if costs == "exact" else PAPER_SOLVERS
+    if solver not in allowed:
+        raise ValueError(f"solver='{solver}' is not available with costs='{costs}'; "
+                         f"choose one of {allowed}.")
+    if not (0 <= eps < 1):
+        raise ValueError(f"eps must be in [0, 1), got {eps}.")
+    if int(multiple_of) != multiple_of or multiple_of < 1:
+        raise ValueError(f"multiple_of must be a positive integer, got {multiple_of}.")
+    if not problem.groups:
+        raise ValueError("The problem has no sliceable groups.")
+    return solver
+
+
+def _stage_report(problem, k, budget, widths, sol, costs):
+    res = list(budget)
+    charged = None
+    if costs == "paper":
+        charged = {}
+        for r in res:
+            const, w = problem.unit_weights(r)
+            charged[r] = const + float(w @ widths)
+    cost = {r: problem.cost(widths, r) for r in res}
+    for r in res:
+        if cost[r] > budget[r]:
+            raise AssertionError(
+                f"internal error: subnetwork {k} costs {cost[r]} {r} > budget "
+                f"{budget[r]}")
+    full_obj = problem.objective(problem.full_widths)
+    if sol is None:  # the full network
+        return StageReport(k, dict(budget), cost,
+                           {r: problem.full_cost(r) for r in res},
+                           full_obj, full_obj, "FIXED", 0.0, full_obj, charged)
+    return StageReport(k, dict(budget), cost, {r: problem.full_cost(r) for r in res},
+                       problem.objective(widths), full_obj, sol.status, sol.seconds,
+                       sol.bound, charged)
+
+
+def _heuristic(problem, budgets, method, **kw):
+    """Bottom-up or top-down; returns (width matrix, list of StageSolution)."""
+    n = len(budgets)
+    full = problem.full_widths
+    minw = problem.min_widths(kw.get("multiple_of", 1))
+    W = np.zeros((n, len(problem.groups)), dtype=np.int64)
+    W[0] = full
+    sols = [None] * n
+    if method == "bottom_up":
+        lo = minw
+        for k in range(n - 1, 0, -1):
+            sols[k] = solve_stage(problem, budgets[k], lo, full, **kw)
+            W[k] = lo = sols[k].widths
+    else:
+        hi = full
+        for k in range(1, n):
+            sols[k] = solve_stage(problem, budgets[k], minw, hi, **kw)
+            W[k] = hi = sols[k].widths
+    return W, sols
+
+
+def solve_problem(problem: Problem, targets, *, method: str = "bottom_up",
+                  solver: str | None = None, costs: str = "exact",
+                  eps: float = 0.01, multiple_of: int = 1,
+                  time_limit: float = 60.0, workers: int = 2,
+                  verbose: bool = False) -> KnapsackResult:
+    """Slicing points for nested subnetworks within the given budgets.
+
+    Args:
+      problem: groups (with sorted importance) and cost terms.
+      targets: ``{resource: [budgets...]}``, fractions of the full cost in
+        (0, 1] or absolute costs, strictly decreasing, e.g.
+        ``{"macs": [1.0, 0.75, 0.5, 0.25]}``; several resources give each
+        subnetwork a budget per resource. Subnetwork 0 is the full network
+        (prepended when the first budget is not the full cost).
+      method: "bottom_up", "top_down" or "joint".
+      solver: stage solver. costs="exact": "fptas" (chain DP, (1 - eps)
+        guarantee, default for one resource), "dp" (exact chain DP, integer
+        importance), "cp-sat" (default for several resources), "ip" (the
+        paper's Appendix A.1 integer program), "brute_force".
+        costs="paper": "knapsack" (OR-Tools branch and bound, default),
+        "cp-sat", "dp", "fptas", "brute_force". For method="joint" it is the
+        solver of the two heuristics that warm-start CP-SAT.
+      costs: "exact" (bilinear, real cost) or "paper" (equation 1).
+      eps: the FPTAS / chain DP accuracy.
+      multiple_of: slicing points are multiples of this (SIMD width), or the
+        full width.
+      time_limit: seconds per CP-SAT / OR-Tools solve (joint: the whole solve).
+      workers: CP-SAT worker threads.
+      verbose: print each stage as it is solved.
+    """
+    t0 = time.perf_counter()
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be a Problem, got {type(problem).__name__}.")
+    solver = _check_options(problem, method, costs, solver, eps, multiple_of,
+                            len(targets) if hasattr(targets, "__len__") else 1)
+    budgets = resolve_targets(problem, targets, multiple_of=multiple_of)
+    if costs == "paper":
+        for r in budgets[0]:
+            floor = _eq1_floor(problem, r, multiple_of)
+            if budgets[-1][r] < floor:
+                full = problem.full_cost(r)
+                raise ValueError(
+                    f"Budget {budgets[-1][r]:g} {r} is below what equation 1 "
+                    f"(costs='paper') charges the smallest network: the smallest "
+                    f"feasible budget is {floor:g} = {floor / full:.4f} of the full "
+                    f"{r}. Use costs='exact' or a larger budget.")
+    kw = dict(costs=costs, solver=solver, eps=eps, multiple_of=multiple_of,
+              time_limit=time_limit, workers=workers)
+    bound = None
+    if method in ("bottom_up", "top_down"):
+        W, sols = _heuristic(problem, budgets, method, **kw)
+    else:
+        W, sols, bound = _joint(problem, budgets, kw, time_limit, workers, multiple_of,
+                                verbose)
+    stages = [_stage_report(problem, k, budgets[k], W[k], sols[k], costs)
+              for k in range(len(budgets))]
+    if verbose:
+        for s in stages:
+            print(f"subnetwork {s.index}: {s.status} objective {s.objective:.6g} "
+                  f"cost {s.cost} ({s.seconds:.2f} s)")
+    widths = {g.name: tuple(int(v) for v in W[:, i])
+              for i, g in enumerate(problem.groups)}
+    return KnapsackResult(widths, stages, method, solver, costs, eps,
+                          time.perf_counter() - t0, bound)
+
+
+def _joint(problem, budgets, kw, time_limit, workers, multiple_of, verbose):
+    """Joint nested CP-SAT, hinted with bottom-up and top-down (exact costs).
+
+    The proven bound is the smaller of CP-SAT's bound and the sum over
+    subnetworks of each stage's own bound without nesting (a relaxation of
+    the nested problem), from the chain DP's Lagrangian / rounding bound.
+    """
+    if kw["costs"] != "exact":
+        raise ValueError("method='joint' optimizes exact costs; use costs='exact'.")
+    n_res = len(budgets[0])
+    hkw = dict(kw)
+    if hkw["solver"] in ("ip", "brute_force"):
+        hkw["solver"] = "fptas" if n_res == 1 else "cp-sat"
+    cands = []
+    for m in ("bottom_up", "top_down"):
+        W, _ = _heuristic(problem, budgets, m, **hkw)
+        cands.append(W)
+    # Relaxation bound: every stage on its own, no nesting.
+    minw = problem.min_widths(multiple_of)
+    full = problem.full_widths
+    relax = 0.0
+    for k in range(1, len(budgets)):
+        if n_res == 1:
+            (r, b), = budgets[k].items()
+            sol = chain.chain_dp(problem, r, b, minw, full, eps=kw["eps"] or 0.001,
+                                 multiple_of=multiple_of)
+        else:
+            sol = cpsat.stage(problem, budgets[k], minw, full, multiple_of=multiple_of,
+                              time_limit=max(1.0, time_limit / 10), workers=workers)
+        relax += sol.bound
+    W, status, cp_bound, secs = cpsat.joint(problem, budgets, multiple_of=multiple_of,
+                                            time_limit=time_limit, workers=workers,
+                                            hints=cands, log=verbose)
+    if W is not None:
+        cands.append(W)
+    score = lambda M: sum(problem.objective(w) for w in M[1:])
+    best = max(cands, key=score)
+    bound = min(relax, cp_bound)
+    tot = score(best)
+    st = "OPTIMAL" if bound - tot <= 1e-9 * max(tot, 1) else "FEASIBLE"
+    sols = [None] + [StageSolution(best[k], problem.objective(best[k]), st, secs, None)
+                     for k in range(1, len(budgets))]
+    return best, sols, bound

@@ -1,0 +1,318 @@
+"""The slicing problem, independent of Keras: groups, cost terms, targets.
+
+A *group* is a set of coupled units that share one slicing point per
+subnetwork (a Dense/Conv2D's outputs, the BN and depthwise channels after it,
+the next layer's input rows). Its importance is sorted non-increasing, so a
+subnetwork keeps a prefix of length ``width`` and gains the prefix sum.
+
+A *cost term* is one layer's contribution to one resource (MACs,
+parameters, ...): ``coef * product of the widths of 0, 1 or 2 groups``.
+Widths of groups that are never sliced (the model input, the classifier
+output) are already folded into ``coef``. For a pair term the groups are
+given as ``(input group, output group)``; the order only matters for the
+paper's equation 1 (see :meth:`Problem.unit_weights`).
+
+Example, DNN 490 -> 144 -> 144 -> 144 -> 12, MACs::
+
+    dense   490 * s1        CostTerm("dense", "macs", 490, ("g1",))
+    dense_1 s1 * s2         CostTerm("dense_1", "macs", 1, ("g1", "g2"))
+    dense_2 s2 * s3         CostTerm("dense_2", "macs", 1, ("g2", "g3"))
+    dense_3 12 * s3         CostTerm("dense_3", "macs", 12, ("g3",))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupSpec:
+    """A sliceable group of units.
+
+    Attributes:
+      name: group name, e.g. the producing layer's name ("conv2d_1").
+      importance: float64 array [full_width], finite, sorted non-increasing.
+      min_width: the smallest slicing point any subnetwork may use (>= 0).
+    """
+
+    name: str
+    importance: np.ndarray
+    min_width: int = 1
+
+    def __post_init__(self):
+        imp = np.asarray(self.importance, dtype=np.float64)
+        if imp.ndim != 1 or imp.size == 0:
+            raise ValueError(
+                f"Group '{self.name}': importance must be a non-empty 1-D array "
+                f"(one score per unit), got shape {imp.shape}.")
+        if not np.all(np.isfinite(imp)):
+            bad = np.flatnonzero(~np.isfinite(imp))[:5].tolist()
+            raise ValueError(
+                f"Group '{self.name}': importance has NaN/inf at units {bad}; "
+                "recompute importance (e.g. more batches, check the loss).")
+        if np.any(np.diff(imp) > 0):
+            i = int(np.flatnonzero(np.diff(imp) > 0)[0])
+            raise ValueError(
+                f"Group '{self.name}': importance must be sorted non-increasing "
+                f"(unit {i + 1} = {imp[i + 1]:g} > unit {i} = {imp[i]:g}); "
+                "sort it (and permute the units the same way) first.")
+        if not (0 <= int(self.min_width) <= imp.size):
+            raise ValueError(
+                f"Group '{self.name}': min_width={self.min_width} must be in "
+                f"[0, full width {imp.size}].")
+        imp.setflags(write=False)
+        object.__setattr__(self, "importance", imp)
+        object.__setattr__(self, "min_width", int(self.min_width))
+
+    @property
+    def width(self) -> int:
+        return int(self.importance.size)
+
+    @property
+    def prefix(self) -> np.ndarray:
+        """prefix[s] = importance kept at slicing point s (length width+1)."""
+        return np.concatenate([[0.0], np.cumsum(self.importance)])
+
+
+@dataclasses.dataclass(frozen=True)
+class CostTerm:
+    """``coef * prod(width[g] for g in groups)`` of one resource of one layer."""
+
+    layer: str
+    resource: str
+    coef: float
+    groups: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        groups = tuple(self.groups)
+        if len(groups) > 2:
+            raise ValueError(
+                f"Cost term of layer '{self.layer}': at most 2 groups, got {groups}.")
+        if len(set(groups)) != len(groups):
+            raise ValueError(
+                f"Cost term of layer '{self.layer}': a group appears twice in {groups}.")
+        coef = float(self.coef)
+        if not math.isfinite(coef) or coef < 0:
+            raise ValueError(
+                f"Cost term of layer '{self.layer}' ({self.resource}): coef must be "
+                f"finite and >= 0, got {self.coef}.")
+        object.__setattr__(self, "groups", groups)
+        object.__setattr__(self, "coef", coef)
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """Sliceable groups (network order) and the cost terms of every resource."""
+
+    groups: tuple[GroupSpec, ...]
+    terms: tuple[CostTerm, ...]
+
+    def __post_init__(self):
+        groups = tuple(self.groups)
+        terms = tuple(self.terms)
+        names = [g.name for g in groups]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Duplicate group names in {names}.")
+        known = set(names)
+        for t in terms:
+            for g in t.groups:
+                if g not in known:
+                    raise ValueError(
+                        f"Cost term of layer '{t.layer}' refers to unknown group "
+                        f"'{g}'; known groups: {names}.")
+        object.__setattr__(self, "groups", groups)
+        object.__setattr__(self, "terms", terms)
+
+    # -- basic views -------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return [g.name for g in self.groups]
+
+    def index(self, name: str) -> int:
+        return self.names.index(name)
+
+    @property
+    def full_widths(self) -> np.ndarray:
+        return np.array([g.width for g in self.groups], dtype=np.int64)
+
+    @property
+    def resources(self) -> list[str]:
+        out = []
+        for t in self.terms:
+            if t.resource not in out:
+                out.append(t.resource)
+        return out
+
+    def _check_resource(self, resource: str):
+        if resource not in self.resources:
+            raise ValueError(
+                f"Unknown resource '{resource}'; the problem has cost terms for "
+                f"{self.resources}.")
+
+    # -- costs ------------------------------------------------------------
+    def cost(self, widths: Sequence[int] | Mapping[str, int], resource: str) -> float:
+        """Exact cost of one subnetwork: sum of coef * product of widths."""
+        self._check_resource(resource)
+        w = self._width_vector(widths)
+        total = 0.0
+        for t in self.terms:
+            if t.resource != resource:
+                continue
+            v = t.coef
+            for g in t.groups:
+                v *= float(w[self.index(g)])
+            total += v
+        return total
+
+    def full_cost(self, resource: str) -> float:
+        return self.cost(self.full_widths, resource)
+
+    def _width_vector(self, widths) -> np.ndarray:
+        if isinstance(widths, Mapping):
+            missing = [n for n in self.names if n not in widths]
+            if missing:
+                raise ValueError(f"Widths missing for groups {missing}.")
+            return np.array([int(widths[n]) for n in self.names], dtype=np.int64)
+        w = np.asarray(widths, dtype=np.int64)
+        if w.shape != (len(self.groups),):
+            raise ValueError(
+                f"Expected {len(self.groups)} widths (one per group), got {w.shape}.")
+        return w
+
+    def chain(self, resource: str):
+        """Cost as ``const + sum_g lin[g] s_g + sum_g pair[g] s_g s_{g+1}``.
+
+        Raises if a pair term joins groups that are not neighbours in
+        ``self.groups`` (the chain solvers need that structure).
+        """
+        self._check_resource(resource)
+        n = len(self.groups)
+        const, lin, pair = 0.0, np.zeros(n), np.zeros(max(n - 1, 0))
+        for t in self.terms:
+            if t.resource != resource:
+                continue
+            idx = sorted(self.index(g) for g in t.groups)
+            if not idx:
+                const += t.coef
+            elif len(idx) == 1:
+                lin[idx[0]] += t.coef
+            elif idx[1] == idx[0] + 1:
+                pair[idx[0]] += t.coef
+            else:
+                raise ValueError(
+                    f"Layer '{t.layer}' couples groups {t.groups} that are not "
+                    "neighbours in the group order, so the problem is not a chain; "
+                    "use solver='cp-sat' (or reorder the groups).")
+        return const, lin, pair
+
+    def unit_weights(self, resource: str) -> tuple[float, np.ndarray]:
+        """The paper's equation 1: each unit's cost at full neighbour width.
+
+        A pair term ``coef * s_in * s_out`` is charged to the output group's
+        units as ``coef * full_in`` each (a filter's MACs with all input
+        channels); a single-group term is charged to its group exactly.
+        Returns ``(const, w)`` with ``w[g]`` the weight of every unit of group
+        ``g``; ``const + sum_g w[g] s_g >= cost(s)`` for every ``s``.
+        """
+        self._check_resource(resource)
+        full = self.full_widths
+        const, w = 0.0, np.zeros(len(self.groups))
+        for t in self.terms:
+            if t.resource != resource:
+                continue
+            if not t.groups:
+                const += t.coef
+            elif len(t.groups) == 1:
+                w[self.index(t.groups[0])] += t.coef
+            else:
+                gin, gout = (self.index(g) for g in t.groups)
+                w[gout] += t.coef * float(full[gin])
+        return const, w
+
+    # -- widths a subnetwork may use ---------------------------------------
+    def min_widths(self, multiple_of: int = 1) -> np.ndarray:
+        return np.array([allowed_widths(g, multiple_of)[0] for g in self.groups],
+                        dtype=np.int64)
+
+    def objective(self, widths) -> float:
+        """Importance kept: sum over groups of the prefix sums."""
+        w = self._width_vector(widths)
+        return float(sum(g.prefix[int(s)] for g, s in zip(self.groups, w)))
+
+
+def allowed_widths(group: GroupSpec, multiple_of: int = 1) -> np.ndarray:
+    """Slicing points of a group: multiples of ``multiple_of`` in
+    [min_width, width], plus the full width (always allowed: subnetwork 0)."""
+    m = int(multiple_of)
+    lo = group.min_width
+    first = -(-lo // m) * m
+    vals = np.arange(first, group.width + 1, m, dtype=np.int64)
+    if vals.size == 0 or vals[-1] != group.width:
+        vals = np.append(vals, group.width)
+    return vals
+
+
+def resolve_targets(problem: Problem, targets, *, multiple_of: int = 1,
+                    floor_costs: Mapping[str, float] | None = None) -> list[dict]:
+    """Turns ``{resource: [budgets...]}`` into absolute budgets per subnetwork.
+
+    Budgets in (0, 1] are fractions of the full cost, larger numbers are
+    absolute. They must be strictly decreasing. Subnetwork 0 is always the
+    full network; it is prepended unless every resource's first budget is the
+    full cost. ``floor_costs`` (default: the exact cost at the minimum widths)
+    is the smallest feasible cost per resource.
+    Returns a list (one per subnetwork) of ``{resource: budget}``.
+    """
+    if isinstance(targets, Mapping):
+        targets = dict(targets)
+    else:
+        raise TypeError(
+            "targets must be a dict resource -> list of budgets, e.g. "
+            "{'macs': [1.0, 0.75, 0.5, 0.25]}; got " + type(targets).__name__)
+    if not targets:
+        raise ValueError("targets is empty; give at least one resource with budgets.")
+    lengths = {r: len(v) for r, v in targets.items()}
+    if len(set(lengths.values())) != 1 or 0 in lengths.values():
+        raise ValueError(
+            f"Every resource needs the same (non-zero) number of budgets, got {lengths}.")
+    minw = problem.min_widths(multiple_of)
+    absolute = {}
+    for r, budgets in targets.items():
+        problem._check_resource(r)
+        full = problem.full_cost(r)
+        floor = (problem.cost(minw, r) if floor_costs is None else floor_costs[r])
+        vals = []
+        for i, b in enumerate(budgets):
+            b = float(b)
+            if not math.isfinite(b) or b <= 0:
+                raise ValueError(
+                    f"targets['{r}'][{i}] = {b}: budgets must be fractions in (0, 1] "
+                    "of the full cost or absolute costs > 1.")
+            v = b * full if b <= 1.0 else b
+            if v > full * (1 + 1e-12):
+                raise ValueError(
+                    f"targets['{r}'][{i}] = {b:g} exceeds the full network's cost "
+                    f"{full:g}; give a fraction in (0, 1] or a smaller absolute budget.")
+            vals.append(min(v, full))
+        for i in range(1, len(vals)):
+            if not vals[i] < vals[i - 1]:
+                raise ValueError(
+                    f"targets['{r}'] must be strictly decreasing, got {list(budgets)}.")
+        if vals[-1] < floor:
+            raise ValueError(
+                f"targets['{r}'][{len(vals) - 1}] = {budgets[-1]:g} is below the cost "
+                f"of the smallest possible network (every group at its minimum width"
+                f"{', multiple_of=%d' % multiple_of if multiple_of > 1 else ''}): "
+                f"the smallest feasible budget is {floor:g} = {floor / full:.4f} of "
+                f"the full {r} ({full:g}).")
+        absolute[r] = vals
+    n = lengths[next(iter(lengths))]
+    out = [{r: absolute[r][i] for r in absolute} for i in range(n)]
+    full_first = all(out[0][r] >= problem.full_cost(r) for r in out[0])
+    if not full_first:
+        out.insert(0, {r: problem.full_cost(r) for r in absolute})
+    return out
