@@ -356,3 +356,15 @@ def test_cli_writes_sketch_and_zip(tmp_path):
     assert arduino.main(["zip", str(tmp_path / "HADS.zip")]) == 0
     assert (tmp_path / "HADS.zip").stat().st_size > 0
     assert arduino.main(["sync", "--check"]) == (1 if arduino.stale_sources() else 0)
+
+
+@pytest.mark.parametrize("example", arduino.EXAMPLES)
+def test_the_examples_model_headers_match_their_model(example):
+    # The header shipped with each example must be what the exporter writes
+    # for the model it embeds (table, resolver size), not hand-edited.
+    header = (arduino.LIBRARY_DIR / "examples" / example / "hads_model.h").read_text()
+    model = bytes(header_array(header, "g_hads_model"))
+    info = arduino.NestedModelInfo(model)
+    assert header_costs(header) == info.costs
+    assert f"kHadsNumOps = {len(info.builtin_ops) + 3};" in header
+    assert f"kHadsArenaSize = {info.arena_size};" in header
