@@ -12,7 +12,9 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from ortools.sat.python import cp_model
+
+from hads_keras.knapsack import _isolate  # before OR-Tools: records the import order
+from ortools.sat.python import cp_model  # noqa: E402
 
 from hads_keras.knapsack.chain import StageSolution, stage_domains
 from hads_keras.knapsack.problem import Problem
@@ -43,11 +45,29 @@ class _Scales:
         return int(np.floor(b * self.cost[r] + 1e-9))
 
 
-def _solver(time_limit, workers):
+class _Result:
+    """Values and bound of a finished solve."""
+
+    def __init__(self, solver):
+        r = solver.ResponseProto()
+        self.solution = list(r.solution)
+        self.bound = solver.BestObjectiveBound()
+
+    def Value(self, v):
+        return int(self.solution[v.Index()])
+
+    def BestObjectiveBound(self):
+        return self.bound
+
+
+def _solve(m, time_limit, workers, log=False) -> tuple:
+    """Solves ``m``; returns (status, result with Value/BestObjectiveBound)."""
     s = cp_model.CpSolver()
     s.parameters.max_time_in_seconds = float(time_limit)
     s.parameters.num_workers = int(workers)
-    return s
+    s.parameters.log_search_progress = bool(log)
+    st = s.Solve(m)
+    return st, _Result(s)
 
 
 def _width_vars(m, problem, doms, tag):
@@ -112,6 +132,7 @@ def _finish(problem, solver, st, s_vars, t0, sc):
     return np.array([solver.Value(v) for v in s_vars], dtype=np.int64)
 
 
+@_isolate.isolated
 def stage(problem: Problem, budgets: dict, lo, hi, *, multiple_of=1,
           time_limit=60.0, workers=2, hint=None) -> StageSolution:
     """One stage with exact bilinear costs, any number of resources."""
@@ -128,8 +149,7 @@ def stage(problem: Problem, budgets: dict, lo, hi, *, multiple_of=1,
     if hint is not None:
         for sv, h in zip(s, hint):
             m.AddHint(sv, int(h))
-    solver = _solver(time_limit, workers)
-    st = solver.Solve(m)
+    st, solver = _solve(m, time_limit, workers)
     w = _finish(problem, solver, st, s, t0, sc)
     if w is None:
         raise RuntimeError(f"CP-SAT stage: no solution ({_STATUS.get(st, st)}) "
@@ -139,6 +159,7 @@ def stage(problem: Problem, budgets: dict, lo, hi, *, multiple_of=1,
                          solver.BestObjectiveBound() / sc.profit)
 
 
+@_isolate.isolated
 def depthwise_ip(problem: Problem, budgets: dict, lo, hi, *, multiple_of=1,
                  time_limit=60.0, workers=2, hint=None) -> StageSolution:
     """The paper's integer program for depthwise-separable CNNs (Appendix A.1),
@@ -204,8 +225,7 @@ def depthwise_ip(problem: Problem, budgets: dict, lo, hi, *, multiple_of=1,
         for gi, h in enumerate(hint):
             for j in range(len(xs[gi])):
                 m.AddHint(xs[gi][j], int(doms[gi][j + 1]) <= int(h))
-    solver = _solver(time_limit, workers)
-    st = solver.Solve(m)
+    st, solver = _solve(m, time_limit, workers)
     if st not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         raise RuntimeError(f"depthwise IP: no solution ({_STATUS.get(st, st)}) "
                            f"within {time_limit} s; raise time_limit.")
@@ -217,6 +237,7 @@ def depthwise_ip(problem: Problem, budgets: dict, lo, hi, *, multiple_of=1,
                          solver.BestObjectiveBound() / sc.profit)
 
 
+@_isolate.isolated
 def joint(problem: Problem, budgets: list, *, multiple_of=1, time_limit=60.0,
           workers=2, hints=(), log=False):
     """All subnetworks in one model: widths nested (s_{g,k} <= s_{g,k-1}),
@@ -256,9 +277,7 @@ def joint(problem: Problem, budgets: list, *, multiple_of=1, time_limit=60.0,
         for k, s in enumerate(S, start=1):
             for sv, h in zip(s, best[k]):
                 m.AddHint(sv, int(h))
-    solver = _solver(time_limit, workers)
-    solver.parameters.log_search_progress = bool(log)
-    st = solver.Solve(m)
+    st, solver = _solve(m, time_limit, workers, log)
     widths = None
     if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         widths = np.vstack([full] + [[solver.Value(v) for v in s] for s in S])

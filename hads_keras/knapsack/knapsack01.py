@@ -310,7 +310,16 @@ def ortools_knapsack(chains, capacity, time_limit: float = 60.0) -> KnapsackSolu
 def cpsat(chains, capacity, time_limit: float = 60.0, workers: int = 2,
           hint=None) -> KnapsackSolution:
     """CP-SAT with prefix implications; any number of resources."""
+    from hads_keras.knapsack import _isolate
+    return _isolate.isolated(_cpsat)(chains, capacity, time_limit, workers, hint)
+
+
+def _cpsat(chains, capacity, time_limit: float = 60.0, workers: int = 2,
+          hint=None) -> KnapsackSolution:
+    """CP-SAT with prefix implications; any number of resources."""
     from ortools.sat.python import cp_model
+
+    from hads_keras.knapsack.cpsat import _solve
 
     t0 = time.perf_counter()
     n_res = _n_res(chains)
@@ -334,12 +343,9 @@ def cpsat(chains, capacity, time_limit: float = 60.0, workers: int = 2,
         for ci, k in enumerate(hint):
             for j in range(chains[ci].n):
                 m.AddHint(xs[ci][j], j < k)
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = float(time_limit)
-    solver.parameters.num_workers = int(workers)
-    st = solver.Solve(m)
+    st, solver = _solve(m, time_limit, workers)
     if st not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        raise RuntimeError(f"CP-SAT found no packing (status {solver.StatusName(st)}).")
+        raise RuntimeError(f"CP-SAT found no packing (status {st}).")
     counts = np.array([sum(solver.Value(v) for v in x) for x in xs], dtype=np.int64)
     profit, _ = _evaluate(chains, counts)
     status = STATUS_OPTIMAL if st == cp_model.OPTIMAL else STATUS_FEASIBLE
