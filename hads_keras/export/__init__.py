@@ -1,0 +1,20 @@
+"""Export of nested HADS models: TFLite per subnetwork, one nested int8
+TFLite with HADS custom operators, C arrays, checks with real runtimes.
+
+    tflite_subnetwork(nested, k, representative_data, int8=True)  # stock TFLite
+    nested_bytes = tflite_nested(nested, "model.tflite", representative_data)
+    materialize(nested_bytes, k)      # standard TFLite of subnetwork k
+    read_plan(nested_bytes)           # the Plan stored in the file
+    c_array(nested_bytes, "model_data", "out_dir/")
+
+The format of the nested model is docs/nested_tflite_format.md.
+"""
+
+from hads_keras.export.convert import keras_to_tflite, tflite_subnetwork
+from hads_keras.export.materialize import materialize, num_subnetworks
+from hads_keras.export.metadata import read_labels, read_metadata, read_plan
+from hads_keras.export.nested import tflite_nested
+from hads_keras.export.c_array import c_array, c_source
+from hads_keras.export.checks import (
+    arena_size, check_nested, format_report, run_litert, run_tflm,
+    subnetwork_report)

@@ -1,0 +1,257 @@
+"""Checks with real runtimes, and the per-subnetwork export report.
+
+* `run_litert(bytes, x)`: outputs of `ai_edge_litert`'s interpreter (the
+  builtin reference kernels by default), dequantized to float;
+* `run_tflm(bytes, x)`: the same with the TFLite Micro Python runtime;
+* `arena_size(bytes)`: tensor arena bytes TFLite Micro allocates for the
+  model (its `RecordingMicroAllocator` total);
+* `check_nested(bytes)`: structural checks of a nested model;
+* `subnetwork_report(nested, x, y, representative_data)`: per subnetwork,
+  float accuracy in Keras, float and int8 accuracy in TFLite, size and
+  arena of the per-subnetwork int8 model and of the materialized nested
+  model; `format_report` prints it as a table.
+"""
+
+import contextlib
+import ctypes
+import os
+import re
+import tempfile
+
+import numpy as np
+
+from hads_keras.export import flatbuffer
+
+_SLICEABLE_BUILTINS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
+
+
+def _quantize(x, details):
+    if details["dtype"] == np.float32:
+        return x.astype(np.float32)
+    scale, zero_point = details["quantization"]
+    info = np.iinfo(details["dtype"])
+    q = np.round(x / scale) + zero_point
+    return np.clip(q, info.min, info.max).astype(details["dtype"])
+
+
+def _dequantize(y, details):
+    if details["dtype"] == np.float32:
+        return y.astype(np.float32)
+    scale, zero_point = details["quantization"]
+    return (y.astype(np.float32) - zero_point) * scale
+
+
+def run_litert(tflite_bytes, x, reference=True):
+    """Outputs of a single-input model for every sample of `x` (batch 1 each)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    kwargs = {}
+    if reference:
+        kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_REF
+    interpreter = Interpreter(model_content=bytes(tflite_bytes), **kwargs)
+    interpreter.allocate_tensors()
+    inputs = interpreter.get_input_details()
+    if len(inputs) != 1:
+        raise ValueError(
+            f"run_litert: the model has {len(inputs)} inputs; a nested model "
+            "cannot run here (its HADS operators are custom): materialize it.")
+    inp, out = inputs[0], interpreter.get_output_details()[0]
+    results = []
+    for sample in np.asarray(x, np.float32):
+        interpreter.set_tensor(inp["index"], _quantize(sample[None], inp))
+        interpreter.invoke()
+        results.append(_dequantize(interpreter.get_tensor(out["index"])[0], out))
+    return np.asarray(results)
+
+
+def _tflm_details(details):
+    quant = details.get("quantization_parameters") or {}
+    scales = np.atleast_1d(quant.get("scales", [])) if quant else []
+    if len(scales):
+        zero_points = np.atleast_1d(quant["zero_points"])
+        return {"dtype": details["dtype"],
+                "quantization": (float(scales[0]), int(zero_points[0]))}
+    return {"dtype": details["dtype"], "quantization": details.get("quantization", (0.0, 0))}
+
+
+def run_tflm(tflite_bytes, x):
+    """Outputs with the TFLite Micro Python runtime (builtin operators only)."""
+    from tflite_micro import runtime
+    interpreter = runtime.Interpreter.from_bytes(bytes(tflite_bytes))
+    inp = _tflm_details(interpreter.get_input_details(0))
+    out = _tflm_details(interpreter.get_output_details(0))
+    results = []
+    for sample in np.asarray(x, np.float32):
+        interpreter.set_input(_quantize(sample[None], inp), 0)
+        interpreter.invoke()
+        results.append(_dequantize(np.asarray(interpreter.get_output(0))[0], out))
+    return np.asarray(results)
+
+
+@contextlib.contextmanager
+def _captured_output(path):
+    """Redirect the process's stdout and stderr (file descriptors 1 and 2,
+    where TFLite Micro's C++ logging goes) into `path`."""
+    import sys
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(path, "w") as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            yield
+        finally:
+            ctypes.CDLL(None).fflush(None)  # C stdio buffers of the runtime
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
+def arena_size(tflite_bytes):
+    """Tensor arena bytes TFLite Micro allocates for the model.
+
+    The total of the `RecordingMicroAllocator` (head + tail), as printed by
+    `print_allocations`, for the TFLite Micro Python runtime's build.
+    """
+    from tflite_micro import runtime
+    interpreter = runtime.Interpreter.from_bytes(bytes(tflite_bytes))
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "allocations.txt")
+        with _captured_output(path):
+            interpreter.print_allocations()
+        with open(path) as f:
+            text = f.read()
+    match = re.search(r"Arena allocation total (\d+) bytes", text)
+    if not match:
+        raise RuntimeError(
+            "arena_size: TFLite Micro printed no arena total; got:\n" + text)
+    return int(match.group(1))
+
+
+def accuracy(outputs, labels):
+    return float(np.mean(np.argmax(outputs, axis=-1) == np.asarray(labels).reshape(-1)))
+
+
+def check_nested(nested_bytes):
+    """Structural checks of a nested model; returns a dict of facts.
+
+    Raises:
+        AssertionError-like ValueError naming the problem when the model
+        does not re-parse, lacks the `subnetwork` input, keeps a builtin
+        FULLY_CONNECTED/CONV_2D/DEPTHWISE_CONV_2D on a sliced layer, or
+        stores a weight buffer twice.
+    """
+    from hads_keras.export import metadata as metadata_lib
+    from hads_keras.export.nested import SUBNETWORK_INPUT
+    model = flatbuffer.load(nested_bytes, "check_nested: the model")
+    plan = metadata_lib.read_metadata(nested_bytes)
+    graph = model.subgraphs[0]
+    names = [flatbuffer.op_name(model, op) for op in graph.operators]
+    selector = [i for i in graph.inputs
+                if flatbuffer.tensor_name(graph.tensors[i]) == SUBNETWORK_INPUT]
+    if len(selector) != 1:
+        raise ValueError("check_nested: no single 'subnetwork' model input.")
+    hads = [n for n in names if n.startswith("HADS_")]
+    if len(hads) != len(plan["operators"]):
+        raise ValueError(
+            f"check_nested: {len(hads)} HADS operators but the plan lists "
+            f"{len(plan['operators'])} sliced layers.")
+    for op, name in zip(graph.operators, names):
+        if name.startswith("HADS_") and int(op.inputs[-1]) != int(selector[0]):
+            raise ValueError(f"check_nested: a {name} does not read 'subnetwork'.")
+    seen = {}
+    for index, buffer in enumerate(model.buffers):
+        if buffer.data is None or len(buffer.data) == 0:
+            continue
+        key = np.asarray(buffer.data, np.uint8).tobytes()
+        if key in seen:
+            raise ValueError(f"check_nested: buffers {seen[key]} and {index} "
+                             "hold the same bytes.")
+        seen[key] = index
+    return {"operators": names, "hads_operators": len(hads),
+            "builtin_sliceable": [n for n in names if n in _SLICEABLE_BUILTINS],
+            "buffers": len(model.buffers), "size": len(nested_bytes)}
+
+
+def subnetwork_report(nested, x_test, y_test, representative_data,
+                      nested_bytes=None, tflm=True, out_dir=None):
+    """Per-subnetwork figures of the export, measured with real runtimes.
+
+    Args:
+        nested: the `NestedModel`.
+        x_test, y_test: test samples and integer labels.
+        representative_data: calibration samples for the int8 models.
+        nested_bytes: the nested `.tflite` (exported here when None).
+        tflm: also run the materialized models in TFLite Micro.
+        out_dir: when given, the per-subnetwork and materialized `.tflite`
+            files are written there (`subnetwork_<k>_float.tflite`,
+            `subnetwork_<k>_int8.tflite`, `nested_materialized_<k>.tflite`).
+
+    Returns:
+        dict with `subnetworks` (one dict per subnetwork), `nested_size`,
+        `sum_int8_sizes`.
+    """
+    import pathlib
+    from hads_keras.costs import subnetwork_costs
+    from hads_keras.export.convert import tflite_subnetwork
+    from hads_keras.export.materialize import materialize
+    from hads_keras.export.nested import tflite_nested
+
+    if nested_bytes is None:
+        nested_bytes = tflite_nested(nested, None, representative_data)
+    costs = subnetwork_costs(nested, nested.plan)
+    rows = []
+    for k in range(nested.plan.num_subnetworks):
+        with nested.subnetwork(k):
+            keras_out = nested.predict(x_test, verbose=0, batch_size=256)
+        float_bytes = tflite_subnetwork(nested, k)
+        int8_bytes = tflite_subnetwork(nested, k, representative_data, int8=True)
+        mat_bytes = materialize(nested_bytes, k)
+        float_out = run_litert(float_bytes, x_test)
+        row = {
+            "subnetwork": k,
+            "macs": costs[k]["macs"],
+            "params": costs[k]["params"],
+            "keras_float_accuracy": accuracy(keras_out, y_test),
+            "tflite_float_accuracy": accuracy(float_out, y_test),
+            "tflite_float_max_abs_diff": float(np.max(np.abs(float_out - keras_out))),
+            "tflite_int8_accuracy": accuracy(run_litert(int8_bytes, x_test), y_test),
+            "nested_int8_accuracy": accuracy(run_litert(mat_bytes, x_test), y_test),
+            "float_size": len(float_bytes),
+            "int8_size": len(int8_bytes),
+            "materialized_size": len(mat_bytes),
+            "int8_arena": arena_size(int8_bytes),
+            "materialized_arena": arena_size(mat_bytes),
+        }
+        if tflm:
+            row["nested_int8_accuracy_tflm"] = accuracy(run_tflm(mat_bytes, x_test), y_test)
+        rows.append(row)
+        if out_dir is not None:
+            out = pathlib.Path(out_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / f"subnetwork_{k}_float.tflite").write_bytes(float_bytes)
+            (out / f"subnetwork_{k}_int8.tflite").write_bytes(int8_bytes)
+            (out / f"nested_materialized_{k}.tflite").write_bytes(mat_bytes)
+    return {"subnetworks": rows, "nested_size": len(nested_bytes),
+            "sum_int8_sizes": sum(r["int8_size"] for r in rows)}
+
+
+def format_report(report):
+    """The report as a text table."""
+    columns = [("sub", "subnetwork", "{}"), ("MACs", "macs", "{:,}"),
+               ("keras", "keras_float_accuracy", "{:.4f}"),
+               ("tfl f32", "tflite_float_accuracy", "{:.4f}"),
+               ("tfl int8", "tflite_int8_accuracy", "{:.4f}"),
+               ("nested int8", "nested_int8_accuracy", "{:.4f}"),
+               ("int8 B", "int8_size", "{:,}"),
+               ("arena B", "int8_arena", "{:,}"),
+               ("nested arena B", "materialized_arena", "{:,}")]
+    rows = [[c[0] for c in columns]]
+    for r in report["subnetworks"]:
+        rows.append([fmt.format(r[key]) for _, key, fmt in columns])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
+    lines = ["  ".join(v.rjust(widths[i]) for i, v in enumerate(row)) for row in rows]
+    lines.append(f"nested .tflite: {report['nested_size']:,} bytes; sum of the "
+                 f"per-subnetwork int8 files: {report['sum_int8_sizes']:,} bytes")
+    return "\n".join(lines)

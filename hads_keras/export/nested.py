@@ -1,0 +1,354 @@
+"""One int8 `.tflite` holding every subnetwork, with HADS custom operators.
+
+Follows docs/nested_tflite_format.md. Steps:
+
+1. Convert the full network (subnetwork 0, its BN statistics folded) to a
+   full-integer int8 model with the stock converter.
+2. Match its FULLY_CONNECTED / CONV_2D / DEPTHWISE_CONV_2D operators with
+   the Keras layers (same order in a chain, weight shapes checked).
+3. Rewrite each operator that touches a sliced group as the CUSTOM
+   operator `HADS_*`: its FlexBuffer options carry the builtin options and,
+   per subnetwork, the active widths and the requantization multiplier,
+   shift and int32 bias of every output channel. The int8 weights stay
+   those of the full network, stored once.
+4. Add the int32 model input `subnetwork`, fed to every HADS operator.
+5. Store the plan and the labels as metadata.
+
+Per-subnetwork BatchNormalization statistics: folding subnetwork k's
+statistics gives weights `W_k = W_0 * a_k` with
+`a_k[c] = sqrt(var_0[c] + eps) / sqrt(var_k[c] + eps)` and bias
+`b_k[c] = (b[c] - mean_k[c]) * gamma[c] / sqrt(var_k[c] + eps) + beta[c]`.
+The int8 weights `q = W_0 / s_w` are kept; subnetwork k's effective weight
+scale is `float32(s_w[c] * a_k[c])` (rounded to float32 as a TFLite file
+would store it, so that `materialize` can write a standard model with the
+very same multipliers), from which the multiplier is computed exactly as
+TFLite does, and its bias is quantized with `s_in * that scale`.
+"""
+
+import dataclasses
+import json
+
+import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+
+from hads_keras.export import flatbuffer
+from hads_keras.export import metadata as metadata_lib
+from hads_keras.export import quantization as qz
+
+FORMAT_VERSION = 1
+SUBNETWORK_INPUT = "subnetwork"
+
+# Builtin operator -> (Keras kind, HADS custom code).
+HADS_OPS = {
+    "FULLY_CONNECTED": ("dense", "HADS_FULLY_CONNECTED"),
+    "CONV_2D": ("conv2d", "HADS_CONV_2D"),
+    "DEPTHWISE_CONV_2D": ("depthwise", "HADS_DEPTHWISE_CONV_2D"),
+}
+CUSTOM_TO_BUILTIN = {custom: builtin for builtin, (_, custom) in HADS_OPS.items()}
+
+
+@dataclasses.dataclass
+class LayerInfo:
+    """What the exporter needs of one Dense/Conv2D/DepthwiseConv2D layer.
+
+    `in_widths` are active input channels per position (None: not sliced),
+    `out_widths` active output channels (None: not sliced); `bn_factors`
+    and `bn_bias` ([S, out] each) are set when a BatchNormalization with
+    per-subnetwork statistics folds into the layer.
+    """
+
+    name: str
+    kind: str
+    kernel_shape: tuple
+    in_widths: list = None
+    out_widths: list = None
+    in_spatial: int = 1
+    depth_multiplier: int = 1
+    bn_factors: np.ndarray = None
+    bn_bias: np.ndarray = None
+
+    @property
+    def sliced(self):
+        return self.in_widths is not None or self.out_widths is not None
+
+
+def _producer(tensor):
+    history = getattr(tensor, "_keras_history", None)
+    return None if history is None else history.operation
+
+
+def layer_infos(network, analysis, plan):
+    """`LayerInfo` of every Dense/Conv2D/DepthwiseConv2D, in network order.
+
+    Raises:
+        ValueError: for a BatchNormalization with per-subnetwork statistics
+            that the converter cannot fold (it does not directly follow a
+            Dense/Conv2D/DepthwiseConv2D without activation).
+    """
+    import keras
+    from hads_keras import _keras_compat
+
+    functional = _keras_compat.as_functional(network)
+    consumers = {}
+    for node in _keras_compat.ordered_nodes(functional):
+        for tensor in node.input_tensors:
+            producer = _producer(tensor)
+            if producer is not None:
+                consumers.setdefault(producer.name, []).append(node.operation)
+
+    infos = {}
+    for name, wiring in analysis.wiring.items():
+        if wiring.kind == "batchnorm":
+            continue
+        layer = network.get_layer(name)
+        info = LayerInfo(name, wiring.kind, tuple(layer.get_weights()[0].shape),
+                         in_spatial=wiring.in_spatial)
+        in_group = analysis[wiring.in_group]
+        if not in_group.fixed:
+            info.in_widths = [w * wiring.in_multiplier
+                              for w in plan.widths(in_group.name)]
+        if wiring.kind == "depthwise":
+            info.depth_multiplier = int(layer.depth_multiplier)
+            if info.in_widths is not None:
+                info.out_widths = [w * info.depth_multiplier for w in info.in_widths]
+        elif not analysis[wiring.out_group].fixed:
+            info.out_widths = list(plan.widths(wiring.out_group))
+        infos[name] = info
+
+    for name, wiring in analysis.wiring.items():
+        if wiring.kind != "batchnorm":
+            continue
+        bn = network.get_layer(name)
+        producer = _producer(bn.input)
+        foldable = (producer is not None and producer.name in infos
+                    and len(consumers.get(producer.name, [])) == 1
+                    and getattr(producer.activation, "__name__", "") == "linear")
+        mean = np.asarray(bn.moving_mean.numpy(), np.float64)
+        var = np.asarray(bn.moving_variance.numpy(), np.float64)
+        if mean.ndim == 1:
+            mean, var = mean[None], var[None]
+        if not foldable:
+            if not (np.array_equal(mean, mean[:1].repeat(len(mean), 0)) and
+                    np.array_equal(var, var[:1].repeat(len(var), 0))):
+                raise ValueError(
+                    f"BatchNormalization '{name}' does not directly follow a "
+                    "Dense/Conv2D/DepthwiseConv2D without activation, so the "
+                    "TFLite converter cannot fold it and its per-subnetwork "
+                    "statistics cannot be exported. Place it right after the "
+                    "layer (activation after the BatchNormalization).")
+            continue
+        eps = float(bn.epsilon)
+        gamma = np.asarray(bn.gamma.numpy(), np.float64) if bn.scale else 1.0
+        beta = np.asarray(bn.beta.numpy(), np.float64) if bn.center else 0.0
+        layer = network.get_layer(producer.name)
+        channels = mean.shape[1]
+        bias = (np.asarray(layer.bias.numpy(), np.float64)
+                if getattr(layer, "use_bias", False) else np.zeros(channels))
+        info = infos[producer.name]
+        info.bn_factors = np.sqrt(var[:1] + eps) / np.sqrt(var + eps)
+        info.bn_bias = (bias - mean) * gamma / np.sqrt(var + eps) + beta
+    return list(infos.values())
+
+
+def _check_weights(info, op_name, weights_shape):
+    kh_kw = info.kernel_shape
+    if info.kind == "dense":
+        expected = (kh_kw[-1], int(np.prod(kh_kw[:-1])))
+    elif info.kind == "conv2d":
+        expected = (kh_kw[3], kh_kw[0], kh_kw[1], kh_kw[2])
+    else:
+        expected = (1, kh_kw[0], kh_kw[1], kh_kw[2] * kh_kw[3])
+    if tuple(int(d) for d in weights_shape) != expected:
+        raise ValueError(
+            f"Layer '{info.name}' ({info.kind}, weights {expected}) does not "
+            f"match the converter's {op_name} (weights "
+            f"{tuple(int(d) for d in weights_shape)}); the converter changed "
+            "the graph in a way the exporter cannot follow.")
+
+
+def _subnetwork_tables(model, subgraph, op, info, num):
+    """Multiplier, shift and bias rows [num, out] of one operator."""
+    x = subgraph.tensors[op.inputs[0]]
+    w = subgraph.tensors[op.inputs[1]]
+    y = subgraph.tensors[op.outputs[0]]
+    s_in = flatbuffer.scales(x)[0][0]
+    s_w = flatbuffer.scales(w)[0]
+    s_out = flatbuffer.scales(y)[0][0]
+    full_out = int(w.shape[3] if info.kind == "depthwise" else w.shape[0])
+    bias_index = op.inputs[2] if len(op.inputs) > 2 else -1
+    bias0 = (flatbuffer.tensor_data(model, subgraph.tensors[bias_index]).astype(np.int64)
+             if bias_index >= 0 else np.zeros(full_out, np.int64))
+
+    if info.kind == "dense" and s_w.size == 1:
+        real0 = np.full(full_out, qz.effective_scale_per_tensor_fc(s_in, s_w[0], s_out))
+    else:
+        real0 = qz.effective_scales_per_channel(
+            s_in, np.broadcast_to(s_w, (full_out,)), s_out)
+    mult0, shift0 = qz.quantize_multipliers(real0)
+    mult = np.repeat(mult0[None], num, 0)
+    shift = np.repeat(shift0[None], num, 0)
+    bias = np.repeat(bias0[None], num, 0)
+    if info.bn_factors is not None:
+        out_widths = info.out_widths or [full_out] * num
+        for k in range(1, num):
+            active = out_widths[k]
+            scale_k = (np.broadcast_to(s_w, (full_out,)).astype(np.float64)
+                       * info.bn_factors[k]).astype(np.float32)
+            real = qz.effective_scales_per_channel(s_in, scale_k, s_out)
+            m, s = qz.quantize_multipliers(real[:active])
+            mult[k, :active], shift[k, :active] = m, s
+            bias_scale = float(np.float32(s_in)) * scale_k[:active].astype(np.float64)
+            bias[k, :active] = np.round(info.bn_bias[k, :active] / bias_scale)
+    if np.abs(bias).max(initial=0) >= 2 ** 31:
+        raise ValueError(f"Layer '{info.name}': a per-subnetwork bias overflows int32.")
+    return mult.astype(np.int32), shift.astype(np.int32), bias.astype(np.int32)
+
+
+def _options(model, subgraph, op, info, op_name, num):
+    w = subgraph.tensors[op.inputs[1]]
+    full_out = int(w.shape[3] if info.kind == "depthwise" else w.shape[0])
+    if info.kind == "dense":
+        full_in = int(w.shape[1]) // info.in_spatial
+    elif info.kind == "conv2d":
+        full_in = int(w.shape[3])
+    else:
+        full_in = full_out // info.depth_multiplier
+    in_channels = info.in_widths or [full_in] * num
+    out_channels = info.out_widths or [full_out] * num
+    mult, shift, bias = _subnetwork_tables(model, subgraph, op, info, num)
+    builtin = op.builtinOptions
+    options = {
+        "version": FORMAT_VERSION,
+        "num_subnetworks": num,
+        "in_channels": list(in_channels),
+        "out_channels": list(out_channels),
+        "fused_activation_function": int(builtin.fusedActivationFunction),
+        "output_multiplier": mult.reshape(-1),
+        "output_shift": shift.reshape(-1),
+        "bias": bias.reshape(-1),
+    }
+    if info.kind == "dense":
+        options["in_spatial"] = info.in_spatial
+        options["keep_num_dims"] = bool(builtin.keepNumDims)
+    else:
+        options["padding"] = int(builtin.padding)
+        options["stride_w"] = int(builtin.strideW)
+        options["stride_h"] = int(builtin.strideH)
+        options["dilation_w_factor"] = int(builtin.dilationWFactor)
+        options["dilation_h_factor"] = int(builtin.dilationHFactor)
+        if options["dilation_w_factor"] != 1 or options["dilation_h_factor"] != 1:
+            raise ValueError(
+                f"Layer '{info.name}': dilated convolutions are not supported "
+                "by the HADS operators; use dilation_rate=1.")
+        if info.kind == "depthwise":
+            options["depth_multiplier"] = info.depth_multiplier
+    return options
+
+
+def rewrite_nested(int8_bytes, infos, num_subnetworks, plan_json, labels=None):
+    """Turn the converter's int8 model of the full network into the nested one.
+
+    Args:
+        int8_bytes: the full network's full-integer `.tflite`.
+        infos: `layer_infos(...)`, in network order.
+        num_subnetworks: S.
+        plan_json: the dict stored as `hads_plan` (gets `operators` added).
+        labels: optional list of class labels.
+    """
+    model = flatbuffer.load(int8_bytes, "the converted full network")
+    if len(model.subgraphs) != 1:
+        raise ValueError(
+            f"The converted model has {len(model.subgraphs)} subgraphs; the "
+            "nested exporter supports single-subgraph models.")
+    subgraph = model.subgraphs[0]
+    ops = [op for op in subgraph.operators
+           if flatbuffer.op_name(model, op) in HADS_OPS]
+    if len(ops) != len(infos):
+        raise ValueError(
+            f"The converted model has {len(ops)} FULLY_CONNECTED/CONV_2D/"
+            f"DEPTHWISE_CONV_2D operators but the Keras model has "
+            f"{len(infos)} Dense/Conv2D/DepthwiseConv2D layers "
+            f"({[i.name for i in infos]}); the converter split or merged "
+            "layers in a way the exporter cannot follow.")
+
+    selector = flatbuffer.add_tensor(model, subgraph, SUBNETWORK_INPUT, [1],
+                                     schema.TensorType.INT32)
+    subgraph.inputs = np.append(subgraph.inputs, selector).astype(np.int32)
+    operators = []
+    for index, (op, info) in enumerate(zip(ops, infos)):
+        name = flatbuffer.op_name(model, op)
+        kind, custom = HADS_OPS[name]
+        if kind != info.kind:
+            raise ValueError(
+                f"Operator {index} is {name} but layer '{info.name}' is a "
+                f"{info.kind}; the converter reordered layers.")
+        _check_weights(info, name, subgraph.tensors[op.inputs[1]].shape)
+        if not info.sliced and (info.bn_factors is None or num_subnetworks == 1):
+            continue  # identical in every subnetwork: stays builtin
+        options = _options(model, subgraph, op, info, name, num_subnetworks)
+        inputs = list(op.inputs[:3]) + [-1] * (3 - len(op.inputs[:3]))
+        op.inputs = np.asarray(inputs + [selector], np.int32)
+        op.opcodeIndex = flatbuffer.opcode_index(model, custom=custom)
+        op.builtinOptionsType = schema.BuiltinOptions.NONE
+        op.builtinOptions = None
+        op.customOptions = np.frombuffer(flatbuffer.flexbuffer_map(options), np.uint8)
+        op.customOptionsFormat = schema.CustomOptionsFormat.FLEXBUFFERS
+        operators.append({"layer": info.name, "operator": custom,
+                          "in_channels": [int(v) for v in options["in_channels"]],
+                          "out_channels": [int(v) for v in options["out_channels"]]})
+    if not operators:
+        raise ValueError("The plan slices no layer: nothing to nest.")
+    flatbuffer.drop_unused_opcodes(model)
+    plan_json = dict(plan_json, operators=operators)
+    metadata_lib.set_entry(model, metadata_lib.PLAN_KEY, json.dumps(plan_json))
+    if labels is not None:
+        labels = [str(label) for label in labels]
+        if any("\n" in label for label in labels):
+            raise ValueError("labels: a class label may not contain a newline.")
+        metadata_lib.set_entry(model, metadata_lib.LABELS_KEY, "\n".join(labels))
+    flatbuffer.prune(model)
+    return flatbuffer.save(model)
+
+
+def tflite_nested(model, path=None, representative_data=None, labels=None):
+    """Export a nested model as one int8 `.tflite` with HADS operators.
+
+    Args:
+        model: a `NestedModel` (`hads_keras.apply(model, plan)`).
+        path: where to write the file, or None to only return the bytes.
+        representative_data: calibration samples `[N, *input_shape]` (run
+            through the full network).
+        labels: optional class labels, stored as metadata.
+
+    Returns:
+        The nested model's bytes.
+    """
+    from hads_keras import _keras_compat
+    from hads_keras import graph as graph_lib
+    from hads_keras.costs import subnetwork_costs
+    from hads_keras.export.convert import keras_to_tflite
+    from hads_keras.extract import extract_subnetwork
+
+    plan = getattr(model, "plan", None)
+    if plan is None:
+        raise ValueError(
+            f"Model '{getattr(model, 'name', model)}' has no plan: the nested "
+            "export needs a NestedModel (hads_keras.apply(model, plan)).")
+    network = _keras_compat.unwrap(model)
+    analysis = graph_lib.analyze(network)
+    infos = layer_infos(network, analysis, plan)
+    full = extract_subnetwork(model, 0)
+    int8_bytes = keras_to_tflite(full, representative_data, int8=True, int8_io=True)
+    plan_json = plan.to_dict()
+    plan_json["costs"] = subnetwork_costs(network, plan)
+    nested = rewrite_nested(int8_bytes, infos, plan.num_subnetworks, plan_json,
+                            labels)
+    # Every subnetwork must materialize: this checks that the operators
+    # between HADS operators keep the channel layout (clear errors if not).
+    from hads_keras.export.materialize import materialize
+    for k in range(plan.num_subnetworks):
+        materialize(nested, k)
+    if path is not None:
+        with open(path, "wb") as f:
+            f.write(nested)
+    return nested
