@@ -1,0 +1,387 @@
+"""The HADS pipeline the example scripts share, step by step.
+
+    pretrain (or load a .keras checkpoint) -> Taylor importance -> knapsack
+    plan -> nested model -> multi-width fine-tuning -> accuracy of every
+    subnetwork -> export (int8 TFLite per subnetwork, nested TFLite, C
+    array) -> results table (Markdown + JSON) and plots
+
+`kws.py`, `fashion_mnist.py` and `cifar10.py` only choose the data set and
+the model; everything else is here, with the flags below. Every artefact
+goes to `--out_dir`:
+
+    pretrained.keras    the pretrained model (reused with --checkpoint)
+    importance.json     Taylor importance per group
+    plan.json           slicing points, unit order, costs, solver report
+    nested.keras        the fine-tuned nested model
+    subnetwork{k}.tflite  int8 standalone subnetwork k (stock TFLite)
+    nested.tflite       all subnetworks in one int8 file (HADS operators)
+    model_data.h/.cc    the nested model as a C array
+    results.json        every number of the run; results.md the table
+    accuracy_vs_macs.png, slicing_points.png
+"""
+
+import json
+import os
+import time
+
+from absl import flags
+from absl import logging
+import numpy as np
+
+FLAGS = flags.FLAGS
+
+METHODS = ("bottom_up", "top_down", "joint")
+
+
+def define_flags(out_dir, batch_size, pretrain_epochs, finetune_epochs,
+                 learning_rate):
+    """The flags every example shares (defaults per task)."""
+    flags.DEFINE_string("out_dir", out_dir, "Where all artefacts are written.")
+    flags.DEFINE_string("data_dir", None,
+                        "TFDS data directory (must exist); default ~/tensorflow_datasets.")
+    flags.DEFINE_bool("fake_data", False,
+                      "Use random data of the real shapes (tfds mock data): "
+                      "runs offline in seconds, accuracies are meaningless.")
+    flags.DEFINE_integer("fake_examples", 48, "Examples per split with --fake_data.")
+    flags.DEFINE_string("checkpoint", None,
+                        "A pretrained .keras model of the same architecture; "
+                        "skips pretraining.")
+    flags.DEFINE_integer("pretrain_epochs", pretrain_epochs, "Epochs of ordinary training.")
+    flags.DEFINE_integer("finetune_epochs", finetune_epochs,
+                         "Epochs of multi-width fine-tuning of all subnetworks.")
+    flags.DEFINE_integer("batch_size", batch_size, "Batch size.")
+    flags.DEFINE_float("learning_rate", learning_rate, "Adam learning rate.")
+    flags.DEFINE_integer("importance_batches", 100,
+                         "Training batches over which Taylor importance is accumulated.")
+    flags.DEFINE_enum("method", "bottom_up", METHODS,
+                      "Knapsack: bottom_up (paper default), top_down, or joint "
+                      "(all subnetworks in one exact model).")
+    flags.DEFINE_list("mac_targets", ["1.0", "0.75", "0.5", "0.25"],
+                      "MAC budgets as fractions of the full model.")
+    flags.DEFINE_integer("samples_per_class", None,
+                         "Few-shot: importance and fine-tuning see only the first "
+                         "n training examples of each class (the paper's "
+                         "bottom-up vs top-down comparison).")
+    flags.DEFINE_bool("finetune_validation", True,
+                      "Report validation metrics of every subnetwork after each "
+                      "fine-tuning epoch.")
+    flags.DEFINE_bool("export", True, "Write the TFLite models and the C array.")
+    flags.DEFINE_integer("tflite_eval_examples", 1000,
+                         "Test examples on which each int8 subnetwork is "
+                         "evaluated with the TFLite interpreter (0: skip).")
+    flags.DEFINE_integer("seed", 0, "Random seed.")
+
+
+_START = time.time()
+
+
+def _log(message, *args):
+    text = message % args if args else message
+    text = f"[{time.time() - _START:7.1f} s] {text}"
+    logging.info("%s", text)
+    print(text, flush=True)
+
+
+def run_or_exit(fn):
+    """Run `fn()`; bad input (unknown names, missing files, a checkpoint of
+    another architecture) ends the script with its message, no traceback."""
+    import sys
+    try:
+        return fn()
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+# --- data ----------------------------------------------------------------
+
+def check_data_dir():
+    if FLAGS.data_dir and not FLAGS.fake_data and not os.path.isdir(FLAGS.data_dir):
+        raise FileNotFoundError(
+            f"--data_dir '{FLAGS.data_dir}' does not exist. Create it (TFDS "
+            "downloads into it), point it at an existing TFDS directory, or "
+            "leave it unset to use ~/tensorflow_datasets.")
+
+
+def load_data(dataset_name, window_stride_ms=None):
+    """Batched train / validation / test datasets and the few-shot train set."""
+    import tensorflow as tf
+    from hads_keras import datasets
+
+    kwargs = dict(data_dir=FLAGS.data_dir, fake=FLAGS.fake_data,
+                  fake_examples=FLAGS.fake_examples)
+    if window_stride_ms is not None:
+        kwargs["window_stride_ms"] = window_stride_ms
+    splits = datasets.info(dataset_name).splits
+    val_split = "validation" if "validation" in splits else "test"
+    train = datasets.load(dataset_name, "train", augment=True, **kwargs)
+    few = train
+    if FLAGS.samples_per_class:
+        few = datasets.load(dataset_name, "train", augment=False,
+                            samples_per_class=FLAGS.samples_per_class, **kwargs)
+    val = datasets.load(dataset_name, val_split, **kwargs)
+    test = datasets.load(dataset_name, "test", **kwargs)
+
+    def batch(ds, shuffle=False):
+        if shuffle:
+            ds = ds.shuffle(10000, seed=FLAGS.seed, reshuffle_each_iteration=True)
+        return ds.batch(FLAGS.batch_size).prefetch(tf.data.AUTOTUNE)
+
+    return dict(train=batch(train, True), few=batch(few.cache(), True),
+                val=batch(val.cache()), test=batch(test.cache()),
+                val_split=val_split)
+
+
+# --- model ---------------------------------------------------------------
+
+def _signature(model):
+    """What identifies an architecture: layer types and weight shapes."""
+    rows = []
+    for layer in model.layers:
+        shapes = tuple(tuple(w.shape) for w in layer.weights)
+        if shapes:
+            rows.append((type(layer).__name__.split(".")[-1], shapes))
+    return rows
+
+
+def load_checkpoint(path, reference):
+    """Load a .keras model and check it has `reference`'s architecture."""
+    import keras
+    import hads_keras as hads
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"--checkpoint '{path}' does not exist; give a .keras file saved by "
+            "model.save(...) (e.g. pretrained.keras of an earlier run).")
+    model = hads.convert(keras.models.load_model(path, compile=False))
+    want, got = _signature(reference), _signature(model)
+    if want != got:
+        first = next((i for i, (a, b) in enumerate(zip(want, got)) if a != b),
+                     min(len(want), len(got)))
+        raise ValueError(
+            f"--checkpoint '{path}' holds model '{model.name}' with "
+            f"{len(got)} weighted layers, but '{reference.name}' (the "
+            f"--model/--size asked for) has {len(want)}; first difference at "
+            f"weighted layer {first}: checkpoint "
+            f"{got[first] if first < len(got) else 'nothing'} vs expected "
+            f"{want[first] if first < len(want) else 'nothing'}. Pick the "
+            "--model/--size the checkpoint was trained as.")
+    reference.set_weights(model.get_weights())
+    return reference
+
+
+def compile_plain(model):
+    import keras
+    model.compile(optimizer=keras.optimizers.Adam(FLAGS.learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+
+def pretrain(model, data):
+    path = os.path.join(FLAGS.out_dir, "pretrained.keras")
+    if FLAGS.checkpoint:   # already loaded by run()
+        compile_plain(model)
+        return model, None
+    compile_plain(model)
+    _log("Pretraining %s for %d epochs", model.name, FLAGS.pretrain_epochs)
+    history = model.fit(data["train"], validation_data=data["val"],
+                        epochs=FLAGS.pretrain_epochs, verbose=2)
+    model.save(path)
+    return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+# --- evaluation ----------------------------------------------------------
+
+def labels_of(dataset):
+    return np.concatenate([y.numpy() for _, y in dataset])
+
+
+def subnetwork_accuracies(nested, dataset, labels):
+    """Accuracy of every subnetwork (switching with set_subnetwork)."""
+    accuracies = []
+    for k in range(nested.num_subnetworks):
+        with nested.subnetwork(k):
+            predictions = nested.predict(dataset, verbose=0)
+        accuracies.append(float(np.mean(predictions.argmax(-1) == labels)))
+    return accuracies
+
+
+def tflite_accuracy(tflite_bytes, dataset, limit):
+    """Accuracy of an int8 .tflite model on the first `limit` examples."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=tflite_bytes)
+    interpreter.allocate_tensors()
+    inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]
+    scale, zero = inp["quantization"]
+    correct = seen = 0
+    for x, y in dataset.unbatch().take(limit):
+        x = x.numpy()[None]
+        if inp["dtype"] == np.int8:
+            x = np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)
+        interpreter.set_tensor(inp["index"], x.astype(inp["dtype"]))
+        interpreter.invoke()
+        correct += int(interpreter.get_tensor(out["index"])[0].argmax() == int(y))
+        seen += 1
+    return correct / max(seen, 1)
+
+
+def representative(dataset, count=200):
+    return np.concatenate([x.numpy() for x, _ in dataset.unbatch().batch(count).take(1)])
+
+
+# --- the pipeline --------------------------------------------------------
+
+def run(model, dataset_name, labels=None, window_stride_ms=None, extra=None):
+    """Run every step on `model` and `dataset_name`; return the results dict."""
+    import keras
+    import tensorflow as tf
+    import hads_keras as hads
+
+    keras.utils.set_random_seed(FLAGS.seed)
+    os.makedirs(FLAGS.out_dir, exist_ok=True)
+    started = time.time()
+    if FLAGS.checkpoint:   # fail on a wrong checkpoint before reading any data
+        _log("Loading pretrained weights from %s", FLAGS.checkpoint)
+        model = load_checkpoint(FLAGS.checkpoint, model)
+    data = load_data(dataset_name, window_stride_ms)
+    test_labels = labels_of(data["test"])
+    results = dict(task=dataset_name, model=model.name, fake_data=FLAGS.fake_data,
+                   method=FLAGS.method, samples_per_class=FLAGS.samples_per_class,
+                   mac_targets=[float(t) for t in FLAGS.mac_targets],
+                   full_costs=hads.model_costs(model), **(extra or {}))
+
+    model, results["pretrain_history"] = pretrain(model, data)
+    results["pretrained_test_accuracy"] = float(
+        np.mean(model.predict(data["test"], verbose=0).argmax(-1) == test_labels))
+    _log("Pretrained test accuracy: %.4f", results["pretrained_test_accuracy"])
+
+    _log("Taylor importance over %d batches", FLAGS.importance_batches)
+    importance = hads.taylor_importance(model, data["few"], batches=FLAGS.importance_batches)
+    with open(os.path.join(FLAGS.out_dir, "importance.json"), "w") as f:
+        json.dump({g: np.asarray(s).tolist() for g, s in importance.items()}, f)
+
+    _log("Solving the %s knapsack for MAC targets %s", FLAGS.method, FLAGS.mac_targets)
+    plan = hads.solve(model, importance, mac_targets=results["mac_targets"],
+                      method=FLAGS.method)
+    plan.save(os.path.join(FLAGS.out_dir, "plan.json"))
+    _log("%s", plan)
+
+    nested = hads.apply(model, plan)
+    nested.compile(optimizer=keras.optimizers.Adam(FLAGS.learning_rate),
+                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    results["accuracy_before_finetuning"] = subnetwork_accuracies(
+        nested, data["test"], test_labels)
+    _log("Fine-tuning all %d subnetworks for %d epochs", nested.num_subnetworks,
+         FLAGS.finetune_epochs)
+    history = nested.fit(data["few"],
+                         validation_data=data["val"] if FLAGS.finetune_validation else None,
+                         epochs=FLAGS.finetune_epochs, verbose=2)
+    results["finetune_history"] = {k: [float(v) for v in vals]
+                                   for k, vals in history.history.items()}
+    _log("Evaluating every subnetwork")
+    results["test_accuracy"] = subnetwork_accuracies(nested, data["test"], test_labels)
+    nested.save(os.path.join(FLAGS.out_dir, "nested.keras"))
+    costs = hads.subnetwork_costs(nested, plan)
+    results["subnetworks"] = [
+        dict(index=k, macs=c["macs"], params=c["params"],
+             macs_fraction=c["macs"] / costs[0]["macs"],
+             widths={g: plan.widths(g)[k] for g in plan.groups})
+        for k, c in enumerate(costs)]
+
+    if FLAGS.export:
+        _log("Exporting")
+        results["export"] = export(nested, data, labels)
+    results["seconds"] = time.time() - started
+    write_report(results, plan)
+    return results
+
+
+def export(nested, data, labels):
+    from hads_keras import export as hexport
+    from hads_keras.export.c_array import c_array
+
+    calibration = representative(data["train"])
+    files, int8_accuracy = [], []
+    for k in range(nested.num_subnetworks):
+        blob = hexport.tflite_subnetwork(nested, k, calibration, int8=True)
+        path = os.path.join(FLAGS.out_dir, f"subnetwork{k}.tflite")
+        with open(path, "wb") as f:
+            f.write(blob)
+        files.append(path)
+        if FLAGS.tflite_eval_examples:
+            int8_accuracy.append(tflite_accuracy(blob, data["test"], FLAGS.tflite_eval_examples))
+    _log("Exported the standalone int8 subnetworks")
+    nested_path = os.path.join(FLAGS.out_dir, "nested.tflite")
+    blob = hexport.tflite_nested(nested, nested_path, calibration, labels=labels)
+    header, source = c_array(blob, "model_data", FLAGS.out_dir, plan=nested.plan)
+    files += [nested_path, str(header), str(source)]
+    _log("Exported %s", ", ".join(os.path.basename(p) for p in files))
+    return dict(files=files, nested_tflite_bytes=len(blob),
+                int8_test_accuracy=int8_accuracy or None,
+                int8_eval_examples=FLAGS.tflite_eval_examples)
+
+
+# --- report --------------------------------------------------------------
+
+def table(results):
+    """The results as a Markdown table, one row per subnetwork."""
+    int8 = (results.get("export") or {}).get("int8_test_accuracy")
+    head = ("| subnetwork | MAC target | MACs | % MACs | params | accuracy before "
+            "fine-tuning | accuracy | int8 TFLite accuracy |")
+    lines = [head, "|" + "---|" * 8]
+    targets = results["mac_targets"]
+    for sub in results["subnetworks"]:
+        k = sub["index"]
+        lines.append(
+            f"| {k} | {targets[k]:.2f} | {sub['macs']:,} | {100 * sub['macs_fraction']:.1f} "
+            f"| {sub['params']:,} | {100 * results['accuracy_before_finetuning'][k]:.2f} "
+            f"| {100 * results['test_accuracy'][k]:.2f} "
+            f"| {'' if not int8 else f'{100 * int8[k]:.2f}'} |")
+    return "\n".join(lines)
+
+
+def write_report(results, plan):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = FLAGS.out_dir
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    title = (f"{results['model']} on {results['task']}"
+             f"{' (FAKE DATA: accuracies meaningless)' if results['fake_data'] else ''}")
+    text = [f"# {title}", "",
+            f"method {results['method']}, samples per class "
+            f"{results['samples_per_class'] or 'all'}, pretrained test accuracy "
+            f"{100 * results['pretrained_test_accuracy']:.2f} %", "", table(results), ""]
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write("\n".join(text))
+    print("\n".join(text), flush=True)
+
+    macs = [100 * s["macs_fraction"] for s in results["subnetworks"]]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(macs, [100 * a for a in results["test_accuracy"]], "o-", label="fine-tuned")
+    ax.plot(macs, [100 * a for a in results["accuracy_before_finetuning"]], "s--",
+            label="before fine-tuning")
+    ax.set_xlabel("MACs (% of full model)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title, fontsize=8)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "accuracy_vs_macs.png"), dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    groups = plan.groups
+    for k in range(plan.num_subnetworks):
+        fractions = [plan.widths(g)[k] / plan.widths(g)[0] for g in groups]
+        ax.plot(range(len(groups)), fractions, "o-", label=f"subnetwork {k}")
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels(groups, rotation=45, ha="right", fontsize=7)
+    ax.set_ylabel("units kept (fraction)")
+    ax.set_title("slicing points per group", fontsize=8)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "slicing_points.png"), dpi=120)
+    plt.close(fig)
