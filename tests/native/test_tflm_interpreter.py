@@ -8,20 +8,31 @@ whose library was built by its own Makefile::
     make -f tensorflow/lite/micro/tools/make/Makefile -j2 microlite
     HADS_TFLM_DIR=$PWD pytest tests/native/test_tflm_interpreter.py
 
-(see tests/native/README.md for building the tree offline). The tests compile
-``tests/native/tflm_runner.cc`` (and, for the nested models, ``tflm_ops/*.cc``)
-against the tree and its ``gen/*/lib/libtensorflow-microlite.a``, run models
-in it and compare the int8 outputs bit for bit with ``ai_edge_litert``'s
-interpreter using TFLite's reference kernels (``BUILTIN_REF``):
+(see tests/native/README.md, also for building the tree offline). The tests
+compile ``tests/native/tflm_runner.cc`` with ``tflm_ops/*.cc`` against the
+tree and its ``gen/*/lib/libtensorflow-microlite.a`` and run int8 models in
+it:
 
-* a plain builtin int8 model (conv, depthwise conv, pooling, dense) proves
-  the harness and the library end to end;
-* a nested model with ``HADS_FULLY_CONNECTED`` operators, written by hand
-  from a converted Dense model following docs/nested_tflite_format.md, must
-  give at subnetwork 0 the converted model's outputs and at subnetwork 1 the
-  outputs of the converted model whose inactive units are zeroed (the
-  zero-padded layout of the narrower subnetwork); an out-of-range index must
-  make ``Invoke`` fail with a message.
+* the nested models written by the exporter (``hads_keras.export``) for the
+  three model families, every subnetwork k, against the materialized
+  standard model of subnetwork k run with TFLite Micro's builtin kernels
+  (bit for bit) and with TFLite's reference kernels in ``ai_edge_litert``
+  (see below);
+* a nested model written by hand from a converted Dense model, following
+  docs/nested_tflite_format.md, against the converted model whose inactive
+  units are zeroed (an independent reference: no exporter, no materialize);
+* an out-of-range subnetwork index must make ``Invoke`` fail;
+* a plain builtin model (conv, depthwise, pooling) against ``ai_edge_litert``
+  bit for bit, and a plain Dense model against TFLite's integer arithmetic
+  written out in numpy, which prove the harness and the library.
+
+Fully connected layers: TFLite Micro's FULLY_CONNECTED (like the HADS
+kernels) requantizes with TFLite's reference ``MultiplyByQuantizedMultiplier``
+(double rounding), while ``ai_edge_litert`` 2.3 with ``BUILTIN_REF`` gives,
+for the converter's Dense layers, single-rounding results
+(``(acc * M + 2^(30 - shift)) >> (31 - shift)``): the two runtimes differ by
+one step in a fraction of a percent of the outputs. Comparisons that involve
+a fully connected layer in ``ai_edge_litert`` are therefore within 1.
 """
 
 import glob
@@ -40,15 +51,17 @@ TFLM_OPS_DIR = REPO_ROOT / "tflm_ops"
 LIBRARY_NAME = "libtensorflow-microlite.a"
 MAKE_COMMAND = "make -f tensorflow/lite/micro/tools/make/Makefile -j2 microlite"
 
-# Defines the Makefile compiles the library with that change struct layouts
-# (TfLiteTensor / TfLiteEvalTensor) or the kernels: code linked against the
-# library must use the same ones.
+# Defines the Makefile compiles the library with. TF_LITE_STATIC_MEMORY
+# changes the layout of TfLiteTensor: code linked against the library must
+# use the same.
 TFLM_DEFINES = ["-DTF_LITE_STATIC_MEMORY", "-DTF_LITE_DISABLE_X86_NEON"]
 
-# TFLite schema enum values used to write the nested model.
+# TFLite schema enum values used to write the hand-made nested model.
 _CUSTOM = 32
 _FULLY_CONNECTED = 9
 _INT32 = 2
+
+FAMILIES = ("dnn", "cnn", "ds_cnn")
 
 
 def _tflm_tree():
@@ -56,9 +69,9 @@ def _tflm_tree():
     root = os.environ.get(TFLM_DIR_ENV)
     if not root:
         pytest.skip(
-            f"real TFLite Micro run disabled: set {TFLM_DIR_ENV} to a tflite-micro "
-            f"source tree whose library is built with `{MAKE_COMMAND}` "
-            "(see tests/native/README.md)")
+            f"real TFLite Micro run disabled: set {TFLM_DIR_ENV} to a "
+            f"tflite-micro source tree whose library is built with "
+            f"`{MAKE_COMMAND}` (see tests/native/README.md)")
     tree = pathlib.Path(root)
     header = tree / "tensorflow" / "lite" / "micro" / "micro_interpreter.h"
     if not header.is_file():
@@ -74,25 +87,22 @@ def _tflm_tree():
     return tree, pathlib.Path(libraries[0])
 
 
-def _compile_runner(out_dir, with_hads_ops):
-    """Compiles tflm_runner (optionally with tflm_ops/*.cc) against the tree."""
+def compile_runner(out_dir):
+    """Compiles tflm_runner with tflm_ops/*.cc against the TFLite Micro tree."""
     tree, library = _tflm_tree()
-    downloads = tree / "tensorflow" / "lite" / "micro" / "tools" / "make" / "downloads"
+    downloads = (tree / "tensorflow" / "lite" / "micro" / "tools" / "make" /
+                 "downloads")
     genfiles = library.parent.parent / "genfiles"
     includes = [REPO_ROOT, tree, downloads, downloads / "gemmlowp",
                 downloads / "flatbuffers" / "include", downloads / "kissfft",
                 downloads / "ruy", genfiles]
-    sources = [RUNNER_SOURCE]
-    defines = list(TFLM_DEFINES)
-    if with_hads_ops:
-        sources += sorted(TFLM_OPS_DIR.glob("*.cc"))
-        defines.append("-DHADS_RUNNER_WITH_HADS_OPS=1")
-    binary = pathlib.Path(out_dir) / ("tflm_runner_hads" if with_hads_ops
-                                      else "tflm_runner")
+    sources = [RUNNER_SOURCE] + sorted(TFLM_OPS_DIR.glob("*.cc"))
+    binary = pathlib.Path(out_dir) / "tflm_runner"
     command = (["g++", "-std=c++17", "-O1", "-fno-rtti", "-fno-exceptions",
                 "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror"] +
-               defines + [f"-I{path}" for path in includes] +
-               [str(s) for s in sources] + [str(library), "-o", str(binary)])
+               TFLM_DEFINES + [f"-I{path}" for path in includes] +
+               [str(s) for s in sources] +
+               [str(library), "-o", str(binary)])
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, (
         f"compiling the TFLite Micro runner failed:\n{' '.join(command)}\n"
@@ -101,17 +111,8 @@ def _compile_runner(out_dir, with_hads_ops):
 
 
 @pytest.fixture(scope="module")
-def plain_runner(tmp_path_factory):
-    return _compile_runner(tmp_path_factory.mktemp("tflm"), with_hads_ops=False)
-
-
-@pytest.fixture(scope="module")
-def hads_runner(tmp_path_factory):
-    _tflm_tree()
-    if not (TFLM_OPS_DIR / "hads_ops.cc").is_file():
-        pytest.skip("tflm_ops/hads_ops.cc is not there yet: nothing registers "
-                    "the HADS operators")
-    return _compile_runner(tmp_path_factory.mktemp("tflm"), with_hads_ops=True)
+def runner(tmp_path_factory):
+    return compile_runner(tmp_path_factory.mktemp("tflm"))
 
 
 def run_tflm(runner, model_bytes, samples, work_dir, subnetworks=None):
@@ -122,10 +123,11 @@ def run_tflm(runner, model_bytes, samples, work_dir, subnetworks=None):
     returns non-zero.
     """
     work_dir = pathlib.Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
     model_path = work_dir / "model.tflite"
     input_path = work_dir / "input.bin"
     prefix = work_dir / "output"
-    model_path.write_bytes(model_bytes)
+    model_path.write_bytes(bytes(model_bytes))
     input_path.write_bytes(np.ascontiguousarray(samples, np.int8).tobytes())
     args = [str(runner), str(model_path), str(input_path), str(prefix)]
     args += [str(k) for k in (subnetworks or [])]
@@ -144,7 +146,7 @@ def run_tflm(runner, model_bytes, samples, work_dir, subnetworks=None):
 
 
 def run_reference(model_bytes, samples):
-    """Int8 outputs [n, output_size] of TFLite's reference kernels."""
+    """Int8 outputs [n, output_size] of ai_edge_litert, reference kernels."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
     interpreter = Interpreter(
         model_content=bytes(model_bytes),
@@ -157,7 +159,8 @@ def run_reference(model_bytes, samples):
         interpreter.set_tensor(input_detail["index"],
                                sample.reshape(input_detail["shape"]))
         interpreter.invoke()
-        outputs.append(interpreter.get_tensor(output_detail["index"]).reshape(-1))
+        outputs.append(
+            interpreter.get_tensor(output_detail["index"]).reshape(-1))
     return np.stack(outputs)
 
 
@@ -184,33 +187,81 @@ def random_int8(shape, seed):
                                                 dtype=np.int8)
 
 
-def test_plain_builtin_model_matches_reference_kernels(plain_runner, tmp_path):
-    """Conv/depthwise/pool/dense int8 model: MicroInterpreter == TFLite ref."""
-    import keras
-    keras.utils.set_random_seed(1)
-    shape = (8, 8, 2)
-    model = keras.Sequential([
-        keras.Input(shape, batch_size=1),
-        keras.layers.Conv2D(4, 3, padding="same", activation="relu",
-                            bias_initializer="random_normal"),
-        keras.layers.DepthwiseConv2D(3, depth_multiplier=2, activation="relu6"),
-        keras.layers.AveragePooling2D(2),
-        keras.layers.Flatten(),
-        keras.layers.Dense(6, bias_initializer="random_normal"),
-    ])
-    model_bytes = convert_int8(model, shape)
-    samples = random_int8((8,) + shape, seed=2)
-
-    micro = run_tflm(plain_runner, model_bytes, samples, tmp_path)
-    reference = run_reference(model_bytes, samples)
-
-    assert micro.shape == (8, 6)
-    np.testing.assert_array_equal(micro, reference)
-    # Different samples give different outputs: the comparison is not vacuous.
-    assert len({row.tobytes() for row in micro}) == len(samples)
+def _load(model_bytes):
+    from ai_edge_litert import schema_py_generated as schema
+    return schema.ModelT.InitFromObj(
+        schema.Model.GetRootAsModel(bytes(model_bytes), 0))
 
 
-# --- nested model with HADS custom operators, written by hand -------------
+def _save(model):
+    import flatbuffers
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _data_input(model_bytes):
+    """The TensorT of the model's input other than `subnetwork`."""
+    graph = _load(model_bytes).subgraphs[0]
+    (tensor,) = [graph.tensors[i] for i in graph.inputs
+                 if graph.tensors[i].name != b"subnetwork"]
+    return tensor
+
+
+# --- nested models from the exporter ---------------------------------------
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def exported_family(request):
+    """(family, nested .tflite bytes) of an untrained model of each family.
+
+    Per-subnetwork batch normalization statistics are randomized, so every
+    subnetwork has its own requantization tables.
+    """
+    _tflm_tree()  # skip before the TensorFlow work when disabled
+    import families
+    import hads_keras as hads
+    from hads_keras import export
+    family = request.param
+    model = families.BUILDERS[family](hads=True, seed=0)
+    nested = hads.apply(model, hads.Plan(families.PLANS[family]))
+    families.randomize_batchnorm(nested.network, seed=0)
+    representative = families.inputs_for(nested.network, n=32, seed=2)
+    return family, export.tflite_nested(nested, None, representative)
+
+
+def test_exported_nested_model_matches_materialized(runner, exported_family,
+                                                    tmp_path):
+    """Nested model at k in MicroInterpreter == materialized model k."""
+    from hads_keras import export
+    family, nested_bytes = exported_family
+    num = export.num_subnetworks(nested_bytes)
+    assert num == 4
+    data_input = _data_input(nested_bytes)
+    samples = random_int8((16,) + tuple(data_input.shape[1:]), seed=3)
+
+    micro = run_tflm(runner, nested_bytes, samples, tmp_path / "nested",
+                     subnetworks=list(range(num)))
+
+    for k in range(num):
+        standalone = export.materialize(nested_bytes, k)
+        # Same int8 input encoding, so the same samples feed both models.
+        materialized_input = _data_input(standalone).quantization
+        assert list(materialized_input.scale) == list(data_input.quantization.scale)
+        assert (list(materialized_input.zeroPoint) ==
+                list(data_input.quantization.zeroPoint))
+        builtin = run_tflm(runner, standalone, samples, tmp_path / f"m{k}")
+        np.testing.assert_array_equal(
+            micro[k], builtin,
+            err_msg=f"{family}: subnetwork {k}, HADS ops vs builtin kernels")
+        reference = run_reference(standalone, samples)
+        diff = np.abs(micro[k].astype(np.int32) - reference)
+        assert diff.max() <= 1, (family, k, diff.max())  # see module docstring
+    # Subnetworks compute different functions: the comparison is not vacuous.
+    assert len({micro[k].tobytes() for k in range(num)}) == num
+
+
+# --- nested model written by hand --------------------------------------------
 
 
 def quantize_multiplier(real_multiplier):
@@ -227,18 +278,23 @@ def quantize_multiplier(real_multiplier):
     return q_fixed, shift
 
 
+def _fc_ops(model):
+    return [op for op in model.subgraphs[0].operators
+            if model.operatorCodes[op.opcodeIndex].builtinCode == _FULLY_CONNECTED]
+
+
 def _fc_tables(model, op, num_subnetworks):
     """Per-subnetwork multiplier/shift/bias rows (identical: no BN here)."""
     graph = model.subgraphs[0]
     x, w = (graph.tensors[i] for i in op.inputs[:2])
     out = graph.tensors[op.outputs[0]]
     out_features = w.shape[0]
-    w_scales = np.broadcast_to(np.asarray(w.quantization.scale, np.float64),
+    w_scales = np.broadcast_to(np.asarray(w.quantization.scale, np.float32),
                                (out_features,))
     pairs = [quantize_multiplier(float(np.float32(x.quantization.scale[0])) *
                                  float(s) /
                                  float(np.float32(out.quantization.scale[0])))
-             for s in w_scales.astype(np.float32)]
+             for s in w_scales]
     bias = np.zeros(out_features, np.int32)  # bias input -1: no bias
     if op.inputs[2] >= 0:
         b = graph.tensors[op.inputs[2]]
@@ -264,19 +320,6 @@ def _flexbuffer_map(entries):
     return bytes(fbb.Finish())
 
 
-def _load(model_bytes):
-    from ai_edge_litert import schema_py_generated as schema
-    return schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model_bytes, 0))
-
-
-def _save(model):
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
 def make_nested_fc_model(model_bytes, widths):
     """Rewrites every FULLY_CONNECTED as HADS_FULLY_CONNECTED.
 
@@ -286,8 +329,7 @@ def make_nested_fc_model(model_bytes, widths):
     from ai_edge_litert import schema_py_generated as schema
     model = _load(model_bytes)
     graph = model.subgraphs[0]
-    fc_ops = [op for op in graph.operators
-              if model.operatorCodes[op.opcodeIndex].builtinCode == _FULLY_CONNECTED]
+    fc_ops = _fc_ops(model)
     assert len(fc_ops) == len(widths)
     num_subnetworks = len(widths[0])
 
@@ -298,8 +340,7 @@ def make_nested_fc_model(model_bytes, widths):
     model.operatorCodes.append(code)
     custom_index = len(model.operatorCodes) - 1
 
-    buffer = schema.BufferT()
-    model.buffers.append(buffer)
+    model.buffers.append(schema.BufferT())
     subnetwork = schema.TensorT()
     subnetwork.shape = np.array([1], np.int32)
     subnetwork.type = _INT32
@@ -309,8 +350,8 @@ def make_nested_fc_model(model_bytes, widths):
     subnetwork_index = len(graph.tensors) - 1
     graph.inputs = np.append(graph.inputs, subnetwork_index).astype(np.int32)
 
-    in_widths = [[graph.tensors[fc_ops[0].inputs[0]].shape[-1]] * num_subnetworks]
-    in_widths += widths[:-1]
+    first_in = graph.tensors[fc_ops[0].inputs[0]].shape[-1]
+    in_widths = [[first_in] * num_subnetworks] + list(widths[:-1])
     for op, ins, outs in zip(fc_ops, in_widths, widths):
         multipliers, shifts, biases = _fc_tables(model, op, num_subnetworks)
         options = op.builtinOptions
@@ -343,15 +384,14 @@ def zero_inactive_units(model_bytes, layer, active):
     """
     model = _load(model_bytes)
     graph = model.subgraphs[0]
-    fc_ops = [op for op in graph.operators
-              if model.operatorCodes[op.opcodeIndex].builtinCode == _FULLY_CONNECTED]
-    w = graph.tensors[fc_ops[layer].inputs[1]]
+    op = _fc_ops(model)[layer]
+    w = graph.tensors[op.inputs[1]]
     weights = np.array(model.buffers[w.buffer].data, np.uint8).view(np.int8)
     weights = weights.reshape(w.shape)
     weights[active:] = 0
     model.buffers[w.buffer].data = weights.reshape(-1).view(np.uint8)
-    if fc_ops[layer].inputs[2] >= 0:
-        b = graph.tensors[fc_ops[layer].inputs[2]]
+    if op.inputs[2] >= 0:
+        b = graph.tensors[op.inputs[2]]
         bias = np.array(model.buffers[b.buffer].data, np.uint8).view(np.int32)
         bias[active:] = 0
         model.buffers[b.buffer].data = bias.view(np.uint8)
@@ -360,6 +400,7 @@ def zero_inactive_units(model_bytes, layer, active):
 
 @pytest.fixture(scope="module")
 def dense_model_bytes():
+    _tflm_tree()  # skip before the TensorFlow work when disabled
     import keras
     keras.utils.set_random_seed(3)
     model = keras.Sequential([
@@ -373,31 +414,113 @@ def dense_model_bytes():
     return convert_int8(model, (16,), seed=4)
 
 
-def test_hand_made_nested_fc_model_matches_reference(hads_runner,
-                                                     dense_model_bytes,
-                                                     tmp_path):
-    """HADS_FULLY_CONNECTED in MicroInterpreter == TFLite ref, per subnetwork."""
+def test_hand_made_nested_fc_model_matches_zeroed_builtin_model(
+        runner, dense_model_bytes, tmp_path):
+    """HADS_FULLY_CONNECTED == FULLY_CONNECTED on the zero-padded layout."""
     nested = make_nested_fc_model(dense_model_bytes, widths=[[12, 6], [5, 5]])
-    samples = random_int8((8, 16), seed=5)
+    samples = random_int8((64, 16), seed=5)
 
-    micro = run_tflm(hads_runner, nested, samples, tmp_path, subnetworks=[0, 1])
+    micro = run_tflm(runner, nested, samples, tmp_path / "nested",
+                     subnetworks=[0, 1])
 
-    full = run_reference(dense_model_bytes, samples)
-    half = run_reference(zero_inactive_units(dense_model_bytes, 0, 6), samples)
+    full = run_tflm(runner, dense_model_bytes, samples, tmp_path / "full")
+    half = run_tflm(runner, zero_inactive_units(dense_model_bytes, 0, 6),
+                    samples, tmp_path / "half")
     np.testing.assert_array_equal(micro[0], full)
     np.testing.assert_array_equal(micro[1], half)
     assert not np.array_equal(full, half)  # the subnetworks really differ
 
 
-def test_subnetwork_out_of_range_fails_invoke(hads_runner, dense_model_bytes,
+def test_subnetwork_out_of_range_fails_invoke(runner, dense_model_bytes,
                                               tmp_path):
     nested = make_nested_fc_model(dense_model_bytes, widths=[[12, 6], [5, 5]])
     (tmp_path / "model.tflite").write_bytes(nested)
     (tmp_path / "input.bin").write_bytes(random_int8((16,), seed=6).tobytes())
     result = subprocess.run(
-        [str(hads_runner), str(tmp_path / "model.tflite"),
-         str(tmp_path / "input.bin"), str(tmp_path / "out"), "2"],
+        [str(runner), str(tmp_path / "model.tflite"),
+         str(tmp_path / "input.bin"), str(tmp_path / "out"), "0", "2"],
         capture_output=True, text=True)
     assert result.returncode != 0
-    assert "Invoke failed" in result.stderr
+    assert "Invoke failed on sample 0 for subnetwork 2" in result.stderr
+    assert (tmp_path / "out_k0.bin").exists()  # subnetwork 0 ran
     assert not (tmp_path / "out_k2.bin").exists()
+
+
+# --- plain builtin models: the harness and the library ---------------------
+
+
+def test_builtin_conv_model_matches_reference_kernels(runner, tmp_path):
+    """Conv/depthwise/pool int8 model: MicroInterpreter == TFLite reference."""
+    import keras
+    keras.utils.set_random_seed(1)
+    shape = (8, 8, 2)
+    model = keras.Sequential([
+        keras.Input(shape, batch_size=1),
+        keras.layers.Conv2D(4, 3, padding="same", activation="relu",
+                            bias_initializer="random_normal"),
+        keras.layers.DepthwiseConv2D(3, depth_multiplier=2, activation="relu6",
+                                     bias_initializer="random_normal"),
+        keras.layers.AveragePooling2D(2),
+        keras.layers.Conv2D(3, 1, strides=1, bias_initializer="random_normal"),
+        keras.layers.Flatten(),
+    ])
+    model_bytes = convert_int8(model, shape)
+    samples = random_int8((32,) + shape, seed=2)
+
+    micro = run_tflm(runner, model_bytes, samples, tmp_path)
+    reference = run_reference(model_bytes, samples)
+
+    assert micro.shape == (32, 3 * 3 * 3)
+    np.testing.assert_array_equal(micro, reference)
+    assert len({row.tobytes() for row in micro}) == len(samples)
+
+
+def _rounding_divide_by_pot(x, exponent):
+    """gemmlowp::RoundingDivideByPOT on int64 arrays (half away from zero)."""
+    mask = (np.int64(1) << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> exponent) + (remainder > threshold)
+
+
+def _multiply_by_quantized_multiplier(acc, multiplier, shift):
+    """tflite::MultiplyByQuantizedMultiplier (double rounding), int64 arrays."""
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    product = (acc << left) * multiplier  # fits int64: |acc| < 2^31 here
+    nudge = np.where(product >= 0, 1 << 30, 1 - (1 << 30))
+    high = product + nudge
+    # Division truncating toward zero, as the C++ integer division does.
+    high = np.where(high >= 0, high >> 31, -((-high) >> 31))
+    return _rounding_divide_by_pot(high, right)
+
+
+def test_builtin_dense_matches_tflite_integer_arithmetic(runner,
+                                                         dense_model_bytes,
+                                                         tmp_path):
+    """FULLY_CONNECTED in MicroInterpreter == TFLite's int8 formula in numpy."""
+    samples = random_int8((256, 16), seed=7)
+    micro = run_tflm(runner, dense_model_bytes, samples, tmp_path)
+
+    model = _load(dense_model_bytes)
+    graph = model.subgraphs[0]
+    x = samples.astype(np.int64)
+    for op in _fc_ops(model):
+        inp, w = (graph.tensors[i] for i in op.inputs[:2])
+        out = graph.tensors[op.outputs[0]]
+        weights = np.array(model.buffers[w.buffer].data, np.uint8).view(np.int8)
+        weights = weights.reshape(w.shape).astype(np.int64)
+        multipliers, shifts, bias = (np.asarray(v, np.int64) for v in
+                                     _fc_tables(model, op, 1))
+        acc = (x - inp.quantization.zeroPoint[0]) @ weights.T + bias
+        y = _multiply_by_quantized_multiplier(acc, multipliers, shifts)
+        y = y + out.quantization.zeroPoint[0]
+        low = -128
+        if op.builtinOptions.fusedActivationFunction == 1:  # RELU
+            low = max(low, int(out.quantization.zeroPoint[0]))
+        x = np.clip(y, low, 127)
+
+    np.testing.assert_array_equal(micro, x)
+    # ai_edge_litert's BUILTIN_REF agrees to one step (module docstring).
+    reference = run_reference(dense_model_bytes, samples)
+    assert np.abs(reference.astype(np.int32) - micro).max() <= 1

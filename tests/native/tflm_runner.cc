@@ -13,10 +13,9 @@
 // a `subnetwork` input (a plain builtin model) is run once, with no K, and
 // writes OUTPUT_PREFIX.bin. A one-line summary per run goes to stdout.
 //
-// Builtin operators are registered from a fixed list (kBuiltinOps below);
-// the HADS custom operators are registered with hads::AddHadsOps() when the
-// program is compiled with -DHADS_RUNNER_WITH_HADS_OPS=1 together with
-// tflm_ops/*.cc.
+// Builtin operators are registered from a fixed list (RegisterOps below),
+// the HADS custom operators with hads::AddHadsOps() (tflm_ops/hads_ops.h);
+// build it together with tflm_ops/*.cc and TFLite Micro's library.
 //
 // Errors print a message to stderr and return a non-zero exit code; nothing
 // aborts on bad input.
@@ -30,10 +29,7 @@
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 #include "tensorflow/lite/schema/schema_generated.h"
-
-#if defined(HADS_RUNNER_WITH_HADS_OPS) && HADS_RUNNER_WITH_HADS_OPS
 #include "tflm_ops/hads_ops.h"
-#endif
 
 namespace {
 
@@ -62,12 +58,10 @@ bool RegisterOps(OpResolver& resolver) {
       return false;
     }
   }
-#if defined(HADS_RUNNER_WITH_HADS_OPS) && HADS_RUNNER_WITH_HADS_OPS
   if (hads::AddHadsOps(resolver) != kTfLiteOk) {
     std::fprintf(stderr, "error: hads::AddHadsOps failed\n");
     return false;
   }
-#endif
   return true;
 }
 
