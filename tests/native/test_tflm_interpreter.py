@@ -21,7 +21,9 @@ it:
 * a nested model written by hand from a converted Dense model, following
   docs/nested_tflite_format.md, against the converted model whose inactive
   units are zeroed (an independent reference: no exporter, no materialize);
-* an out-of-range subnetwork index must make ``Invoke`` fail;
+* an out-of-range subnetwork index must make ``Invoke`` fail, and bad custom
+  options (missing field, inconsistent tables) ``AllocateTensors``, with a
+  message and no crash;
 * a plain builtin model (conv, depthwise, pooling) against ``ai_edge_litert``
   bit for bit, and a plain Dense model against TFLite's integer arithmetic
   written out in numpy, which prove the harness and the library.
@@ -320,11 +322,13 @@ def _flexbuffer_map(entries):
     return bytes(fbb.Finish())
 
 
-def make_nested_fc_model(model_bytes, widths):
+def make_nested_fc_model(model_bytes, widths, edit_first_options=None):
     """Rewrites every FULLY_CONNECTED as HADS_FULLY_CONNECTED.
 
     `widths[i]` lists, per subnetwork, the active output units of the i-th
     fully connected layer (the last one is the classifier: never sliced).
+    `edit_first_options(options)` may change the first operator's custom
+    options dict before it is written (to make bad models).
     """
     from ai_edge_litert import schema_py_generated as schema
     model = _load(model_bytes)
@@ -357,7 +361,7 @@ def make_nested_fc_model(model_bytes, widths):
         options = op.builtinOptions
         op.opcodeIndex = custom_index
         op.inputs = np.append(op.inputs[:3], subnetwork_index).astype(np.int32)
-        op.customOptions = np.frombuffer(_flexbuffer_map({
+        options_map = {
             "version": 1,
             "num_subnetworks": num_subnetworks,
             "in_channels": [int(v) for v in ins],
@@ -368,7 +372,10 @@ def make_nested_fc_model(model_bytes, widths):
             "bias": biases,
             "in_spatial": 1,
             "keep_num_dims": bool(options.keepNumDims),
-        }), np.uint8)
+        }
+        if edit_first_options is not None and op is fc_ops[0]:
+            edit_first_options(options_map)
+        op.customOptions = np.frombuffer(_flexbuffer_map(options_map), np.uint8)
         op.customOptionsFormat = 0  # FLEXBUFFERS
         op.builtinOptionsType = 0
         op.builtinOptions = None
@@ -444,6 +451,50 @@ def test_subnetwork_out_of_range_fails_invoke(runner, dense_model_bytes,
     assert "Invoke failed on sample 0 for subnetwork 2" in result.stderr
     assert (tmp_path / "out_k0.bin").exists()  # subnetwork 0 ran
     assert not (tmp_path / "out_k2.bin").exists()
+
+
+def _drop(key):
+    return lambda options: options.pop(key)
+
+
+def _set(key, value):
+    return lambda options: options.__setitem__(key, value)
+
+
+def _shorten(key):
+    return lambda options: options.__setitem__(key, options[key][:-1])
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_drop("in_channels"), "'in_channels' is missing"),
+    (_drop("output_multiplier"), "'output_multiplier' is missing"),
+    (_set("version", 2), "'version'"),
+    (_shorten("bias"), "HADS_FULLY_CONNECTED"),
+    (_shorten("out_channels"), "HADS_FULLY_CONNECTED"),
+    (_set("out_channels", [13, 6]), "HADS_FULLY_CONNECTED"),  # > 12 units
+    (_set("out_channels", [6, 12]), "HADS_FULLY_CONNECTED"),  # increasing
+    (_set("in_channels", [17, 16]), "HADS_FULLY_CONNECTED"),  # > 16 inputs
+    (_set("num_subnetworks", 3), "HADS_FULLY_CONNECTED"),  # tables for 2
+    (_set("in_spatial", 5), "HADS_FULLY_CONNECTED"),  # 16 = 5 x C impossible
+], ids=["no_in_channels", "no_multiplier", "version_2", "short_bias",
+        "short_out_channels", "too_wide", "increasing", "too_wide_input",
+        "num_subnetworks", "in_spatial"])
+def test_bad_custom_options_fail_allocation(runner, dense_model_bytes,
+                                            tmp_path, edit, message):
+    """Prepare rejects bad options with a message; the runner exits cleanly."""
+    nested = make_nested_fc_model(dense_model_bytes, widths=[[12, 6], [5, 5]],
+                                  edit_first_options=edit)
+    (tmp_path / "model.tflite").write_bytes(nested)
+    (tmp_path / "input.bin").write_bytes(random_int8((16,), seed=8).tobytes())
+    result = subprocess.run(
+        [str(runner), str(tmp_path / "model.tflite"),
+         str(tmp_path / "input.bin"), str(tmp_path / "out"), "0"],
+        capture_output=True, text=True)
+    assert result.returncode == 1, (result.returncode, result.stderr)
+    # TFLite Micro's own message: the operator's Prepare said no.
+    assert "HADS_FULLY_CONNECTED (number 0) failed to prepare" in result.stderr
+    assert "AllocateTensors failed" in result.stderr
+    assert message in result.stderr, result.stderr
 
 
 # --- plain builtin models: the harness and the library ---------------------
