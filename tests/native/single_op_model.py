@@ -215,3 +215,47 @@ def run_reference(model_content, x):
     interp.set_tensor(interp.get_input_details()[0]["index"], x)
     interp.invoke()
     return interp.get_tensor(interp.get_output_details()[0]["index"]).copy()
+
+
+def hads_operator(custom_code, options, weights, bias, input_shape,
+                  output_shape, q, weight_dim=0, subnetwork_type=np.int32):
+    """A nested model with one HADS custom operator (format of
+    docs/nested_tflite_format.md): inputs ``input`` and ``subnetwork``
+    (int32 [1]), constant int8 ``weights`` with per-channel scales
+    ``q["weight_scale"]`` on ``weight_dim``, int32 ``bias`` (or None), and
+    the FlexBuffer ``options`` bytes as custom options.
+
+    ``q`` as in :func:`fully_connected`. TFLite's own interpreter cannot run
+    it (no HADS kernels); the TFLite Micro runner with tflm_ops can.
+    """
+    mb = _ModelBuilder()
+    _io_tensors(mb, input_shape, output_shape, np.int8, q)
+    w, b = _weights_and_bias(mb, weights, bias, q, weight_dim,
+                             output_shape[-1])
+    sub = mb.tensor("subnetwork", (1,), subnetwork_type)
+    code = schema.OperatorCodeT()
+    code.builtinCode = schema.BuiltinOperator.CUSTOM
+    code.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
+    code.customCode = custom_code
+    code.version = 1
+    op = schema.OperatorT()
+    op.opcodeIndex = 0
+    op.inputs = [0, w, b, sub]
+    op.outputs = [1]
+    op.customOptions = np.frombuffer(bytes(options), dtype=np.uint8)
+    op.customOptionsFormat = schema.CustomOptionsFormat.FLEXBUFFERS
+    graph = schema.SubGraphT()
+    graph.tensors = mb.tensors
+    graph.inputs = [0, sub]
+    graph.outputs = [1]
+    graph.operators = [op]
+    graph.name = "main"
+    model = schema.ModelT()
+    model.version = 3
+    model.operatorCodes = [code]
+    model.subgraphs = [graph]
+    model.buffers = mb.buffers
+    model.description = "hads_keras tests: one HADS operator"
+    fbb = flatbuffers.Builder(1024)
+    fbb.Finish(model.Pack(fbb), file_identifier=b"TFL3")
+    return bytes(fbb.Output())
