@@ -57,6 +57,14 @@ MAKE_COMMAND = "make -f tensorflow/lite/micro/tools/make/Makefile -j2 microlite"
 # changes the layout of TfLiteTensor: code linked against the library must
 # use the same.
 TFLM_DEFINES = ["-DTF_LITE_STATIC_MEMORY", "-DTF_LITE_DISABLE_X86_NEON"]
+# The Makefile's language and warning flags for TFLite Micro's own kernels,
+# warnings made errors: the HADS glue is held to the same standard.
+TFLM_FLAGS = ["-std=c++17", "-fno-rtti", "-fno-exceptions",
+              "-fno-threadsafe-statics", "-Wnon-virtual-dtor", "-Wsign-compare",
+              "-Wdouble-promotion", "-Wunused-variable", "-Wunused-function",
+              "-Wswitch", "-Wvla", "-Wall", "-Wextra",
+              "-Wmissing-field-initializers", "-Wstrict-aliasing",
+              "-Wno-unused-parameter", "-Werror"]
 
 # TFLite schema enum values used to write the hand-made nested model.
 _CUSTOM = 32
@@ -100,9 +108,8 @@ def compile_runner(out_dir):
                 downloads / "ruy", genfiles]
     sources = [RUNNER_SOURCE] + sorted(TFLM_OPS_DIR.glob("*.cc"))
     binary = pathlib.Path(out_dir) / "tflm_runner"
-    command = (["g++", "-std=c++17", "-O1", "-fno-rtti", "-fno-exceptions",
-                "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror"] +
-               TFLM_DEFINES + [f"-I{path}" for path in includes] +
+    command = (["g++", "-O1"] + TFLM_FLAGS + TFLM_DEFINES +
+               [f"-I{path}" for path in includes] +
                [str(s) for s in sources] +
                [str(library), "-o", str(binary)])
     result = subprocess.run(command, capture_output=True, text=True)
