@@ -25,7 +25,7 @@ from hads_keras.export import arduino
 IN, HIDDEN, CLASSES = 8, 6, 4
 HIDDEN_WIDTHS = (6, 4, 2)  # subnetworks 0 (full), 1, 2
 S_IN, ZP_IN = 0.05, -3
-S_W = 0.02
+S_W = 0.002
 S_H, ZP_H = 0.08, -128  # ReLU output
 S_OUT, ZP_OUT = 0.1, 5
 
@@ -181,7 +181,7 @@ def build_nested_dnn(labels=None, softmax=False, seed=0):
     return mb.bytes()
 
 
-def build_materialized_dnn(k, seed=0):
+def build_materialized_dnn(k, seed=0, softmax=False):
     """Subnetwork k as a plain builtin int8 model (the reference)."""
     w1, b1, w2, b2 = dnn_weights(seed)
     hk = HIDDEN_WIDTHS[k]
@@ -202,7 +202,14 @@ def build_materialized_dnn(k, seed=0):
         opts.fusedActivationFunction = act
         mb.op(fc, [i, w, b], [o],
               builtin=(schema.BuiltinOptions.FullyConnectedOptions, opts))
-    mb.sg.inputs, mb.sg.outputs = [x], [y]
+    out = y
+    if softmax:
+        out = mb.tensor("probs", [1, CLASSES], INT8, scale=1 / 256, zp=-128)
+        opts = schema.SoftmaxOptionsT()
+        opts.beta = 1.0
+        mb.op(mb.opcode(schema.BuiltinOperator.SOFTMAX), [y], [out],
+              builtin=(schema.BuiltinOptions.SoftmaxOptions, opts))
+    mb.sg.inputs, mb.sg.outputs = [x], [out]
     return mb.bytes()
 
 

@@ -75,6 +75,7 @@ Result NestedModel::begin(const tflite::Model* model,
 
 Result NestedModel::invoke() {
   if (interpreter_ == nullptr) return Result::kNotStarted;
+  selector_.refresh();
   return interpreter_->Invoke() == kTfLiteOk ? Result::kOk
                                              : Result::kInterpreterError;
 }

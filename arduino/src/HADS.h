@@ -88,11 +88,15 @@ class NestedModel {
   // Active subnetwork; -1 before begin().
   int current() const { return selector_.current(); }
 
-  // Runs the active subnetwork.
+  // Runs the active subnetwork. Use this rather than the interpreter's
+  // Invoke(): it first rewrites the `subnetwork` input, whose memory TFLite
+  // Micro may reuse during an inference (see SubnetworkSelector::refresh()).
   Result invoke();
 
   // The data input (the model's input other than `subnetwork`) and the
-  // outputs; nullptr before begin() or for a bad index.
+  // outputs; nullptr before begin() or for a bad index. As always with
+  // TFLite Micro, fill the data input before every invoke(): the memory
+  // planner may reuse its bytes once the first layer has read them.
   TfLiteTensor* input();
   TfLiteTensor* output(int index = 0);
 

@@ -39,6 +39,22 @@ inline int32_t RoundingDivideByPOT(int32_t x, int exponent) {
   return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
+// tflite::MultiplyByQuantizedMultiplier (double rounding). Internal inline
+// copy so that the per-output requantization in the kernels' loops is not a
+// call; the exported MultiplyByQuantizedMultiplier forwards to it.
+inline int32_t Requantize(int32_t x, int32_t quantized_multiplier,
+                          int shift) {
+  const int left_shift = shift > 0 ? shift : 0;
+  const int right_shift = shift > 0 ? 0 : -shift;
+  // TFLite computes x * (1 << left_shift) in int32 (wrapping on every
+  // target it runs on); do the same without signed-overflow UB.
+  const int32_t shifted = static_cast<int32_t>(
+      static_cast<uint32_t>(x) * (static_cast<uint32_t>(1) << left_shift));
+  return RoundingDivideByPOT(
+      SaturatingRoundingDoublingHighMul(shifted, quantized_multiplier),
+      right_shift);
+}
+
 inline int32_t Clamp(int32_t v, int32_t lo, int32_t hi) {
   return v < lo ? lo : (v > hi ? hi : v);
 }
@@ -140,15 +156,7 @@ const char* StatusString(Status status) {
 
 int32_t MultiplyByQuantizedMultiplier(int32_t x, int32_t quantized_multiplier,
                                       int shift) {
-  const int left_shift = shift > 0 ? shift : 0;
-  const int right_shift = shift > 0 ? 0 : -shift;
-  // TFLite computes x * (1 << left_shift) in int32 (wrapping on every
-  // target it runs on); do the same without signed-overflow UB.
-  const int32_t shifted = static_cast<int32_t>(
-      static_cast<uint32_t>(x) * (static_cast<uint32_t>(1) << left_shift));
-  return RoundingDivideByPOT(
-      SaturatingRoundingDoublingHighMul(shifted, quantized_multiplier),
-      right_shift);
+  return Requantize(x, quantized_multiplier, shift);
 }
 
 Status CalculateActivationRangeInt8(Activation activation, float output_scale,
@@ -310,7 +318,7 @@ Status FullyConnectedInt8(const FullyConnectedShape& shape,
         }
       }
       if (params.bias != nullptr) acc += params.bias[oc];
-      acc = MultiplyByQuantizedMultiplier(acc, params.output_multiplier[oc],
+      acc = Requantize(acc, params.output_multiplier[oc],
                                           params.output_shift[oc]);
       acc += params.output_offset;
       out_row[oc] = static_cast<int8_t>(Clamp(acc, params.act_min,
@@ -424,7 +432,7 @@ Status Conv2DInt8(const ConvShape& shape, const QuantizedParams& params,
             }
           }
           if (params.bias != nullptr) acc += params.bias[oc];
-          acc = MultiplyByQuantizedMultiplier(
+          acc = Requantize(
               acc, params.output_multiplier[oc], params.output_shift[oc]);
           acc += params.output_offset;
           out[oc] = static_cast<int8_t>(Clamp(acc, params.act_min,
@@ -554,7 +562,7 @@ Status DepthwiseConv2DInt8(const ConvShape& shape,
               }
             }
             if (params.bias != nullptr) acc += params.bias[oc];
-            acc = MultiplyByQuantizedMultiplier(
+            acc = Requantize(
                 acc, params.output_multiplier[oc], params.output_shift[oc]);
             acc += params.output_offset;
             out[oc] = static_cast<int8_t>(Clamp(acc, params.act_min,

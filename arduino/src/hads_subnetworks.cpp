@@ -67,6 +67,12 @@ Result SubnetworkSelector::select(int k) {
   return Result::kOk;
 }
 
+Result SubnetworkSelector::refresh() {
+  if (slot_ == nullptr) return Result::kNotStarted;
+  *slot_ = static_cast<int32_t>(current_);
+  return Result::kOk;
+}
+
 Result SubnetworkSelector::selectForBudget(uint32_t max_macs) {
   if (slot_ == nullptr) return Result::kNotStarted;
   // MACs are non-increasing with k (checked in begin()), so the first

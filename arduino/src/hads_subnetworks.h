@@ -78,6 +78,13 @@ class SubnetworkSelector {
   // Index of the active subnetwork (-1 before begin()).
   int current() const { return current_; }
 
+  // Writes current() into the slot again. TFLite Micro's memory planner may
+  // reuse a model input's memory once its last reader has run, so Invoke()
+  // can overwrite the `subnetwork` input (e.g. by a SOFTMAX after the last
+  // HADS operator): call this before every Invoke(); NestedModel::invoke()
+  // does. One store.
+  Result refresh();
+
  private:
   CostTable table_;
   int32_t* slot_;

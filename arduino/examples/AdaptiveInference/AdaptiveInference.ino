@@ -32,7 +32,7 @@ void fail(const char* what, hads::Result result) {
 }
 
 // Fills the data input with the exported example, or with the input's zero
-// point (a "silent" input) when none was exported.
+// point (a "silent" input) when none was exported. Replace with sensor data.
 void fillInput(TfLiteTensor* input) {
 #if HADS_MODEL_HAS_SAMPLE
   memcpy(input->data.raw, g_hads_sample,
@@ -84,7 +84,6 @@ void setup() {
   Serial.print(static_cast<unsigned long>(interpreter->arena_used_bytes()));
   Serial.print(" of ");
   Serial.println(kHadsArenaSize);
-  fillInput(nested.input());
   ready = true;
 }
 
@@ -95,6 +94,9 @@ void loop() {
   }
   Serial.println("k\tMACs\tselect_us\tinvoke_us\ttop");
   for (int k = 0; k < nested.count(); ++k) {
+    // Refill the input every time: TFLite Micro may reuse its memory during
+    // an inference.
+    fillInput(nested.input());
     const unsigned long t0 = micros();
     const hads::Result selected = nested.select(k);
     const unsigned long t1 = micros();

@@ -26,7 +26,7 @@ tflite::MicroInterpreter* interpreter = nullptr;
 hads::NestedModel nested;
 bool ready = false;
 float us_per_mac = 0.0f;     // measured on the full network
-unsigned long full_us = 0;   // one full-network inference
+float full_us = 0.0f;        // one full-network inference
 int battery = 100;           // simulated battery level in percent
 int drain = -7;              // change per round
 
@@ -44,7 +44,10 @@ void fillInput(TfLiteTensor* input) {
 #endif
 }
 
+// Refills the input (TFLite Micro may reuse its memory during an inference)
+// and times one inference of the active subnetwork.
 unsigned long timedInvoke(hads::Result* result) {
+  fillInput(nested.input());
   const unsigned long t0 = micros();
   *result = nested.invoke();
   return micros() - t0;
@@ -73,19 +76,24 @@ void setup() {
     Serial.println(hads::ResultString(result));
     return;
   }
-  fillInput(nested.input());
-
-  // Calibrate: time the full network (after one warm-up run).
+  // Calibrate: time the full network over a few runs (after a warm-up).
+  constexpr int kRuns = 8;
   nested.select(0);
   timedInvoke(&result);
-  full_us = timedInvoke(&result);
+  unsigned long total_us = 0;
+  for (int i = 0; i < kRuns && result == hads::Result::kOk; ++i) {
+    total_us += timedInvoke(&result);
+  }
   if (result != hads::Result::kOk || nested.macs(0) == 0) {
     Serial.println("calibration failed");
     return;
   }
-  us_per_mac = static_cast<float>(full_us) / nested.macs(0);
+  // At least 1 us in total, so that a model too fast for micros() still
+  // gets a finite, proportional budget.
+  full_us = static_cast<float>(total_us > 0 ? total_us : 1) / kRuns;
+  us_per_mac = full_us / nested.macs(0);
   Serial.print("full network: ");
-  Serial.print(full_us);
+  Serial.print(full_us, 1);
   Serial.print(" us for ");
   Serial.print(static_cast<unsigned long>(nested.macs(0)));
   Serial.println(" MACs");
@@ -115,7 +123,7 @@ void loop() {
   } else {
     Serial.print(battery);
     Serial.print('\t');
-    Serial.print(static_cast<unsigned long>(budget_us));
+    Serial.print(budget_us, 1);
     Serial.print('\t');
     Serial.print(nested.current());
     Serial.print('\t');
