@@ -255,6 +255,7 @@ class _Materializer:
             self.width[int(op.outputs[0])] = new
             shape = [int(d) for d in y.shape[:-1]] + [new]
             if len(op.inputs) > 1 and op.inputs[1] >= 0:
+                op.inputs = np.array(op.inputs, np.int32)  # may be read-only
                 op.inputs[1] = flatbuffer.add_tensor(
                     self.model, graph, f"{flatbuffer.tensor_name(y)}/shape",
                     [len(shape)], schema.TensorType.INT32, np.asarray(shape, np.int32))
