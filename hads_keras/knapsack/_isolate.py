@@ -13,12 +13,14 @@ knapsack modules (never TensorFlow); arguments and results are pickled.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import pickle
+import struct
 import subprocess
 import sys
-import tempfile
+import threading
 
 # Decided when the knapsack package is imported (it imports OR-Tools).
 TF_FIRST = ("tensorflow" in sys.modules
@@ -26,26 +28,71 @@ TF_FIRST = ("tensorflow" in sys.modules
 
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# The child serves requests until its stdin closes: one start-up (about a
+# second: Python, NumPy, OR-Tools) per session, not per solve. Requests and
+# answers are length-prefixed pickles on a private copy of its stdout; its
+# fd 1 is pointed at stderr so solver logs cannot corrupt the channel.
 _CHILD = r"""
-import importlib, os, pickle, sys, types
+import importlib, os, pickle, struct, sys, types
 os.environ["HADS_CPSAT_SUBPROCESS"] = "0"
+out = os.fdopen(os.dup(1), "wb")
+os.dup2(2, 1)
 pkg = types.ModuleType("hads_keras")   # skip hads_keras/__init__ (Keras)
 pkg.__path__ = [sys.argv[1]]
 sys.modules["hads_keras"] = pkg
-with open(sys.argv[2], "rb") as f:
-    mod, name, args, kwargs = pickle.load(f)
-try:
-    out = (True, getattr(importlib.import_module(mod), name)(*args, **kwargs))
-except Exception as e:  # handed back and re-raised in the parent
-    out = (False, e)
-with open(sys.argv[3], "wb") as f:
-    pickle.dump(out, f)
+inp = sys.stdin.buffer
+while True:
+    head = inp.read(8)
+    if len(head) < 8:
+        break
+    mod, name, args, kwargs = pickle.loads(inp.read(struct.unpack("<Q", head)[0]))
+    try:
+        res = (True, getattr(importlib.import_module(mod), name)(*args, **kwargs))
+    except Exception as e:  # handed back and re-raised in the parent
+        res = (False, e)
+    data = pickle.dumps(res)
+    out.write(struct.pack("<Q", len(data)) + data)
+    out.flush()
 """
+
+_worker = None
+_lock = threading.Lock()
 
 
 def use_subprocess() -> bool:
     env = os.environ.get("HADS_CPSAT_SUBPROCESS")
     return TF_FIRST if env is None else env == "1"
+
+
+def _call(fn, args, kwargs):
+    global _worker
+    with _lock:
+        if _worker is None or _worker.poll() is not None:
+            _worker = subprocess.Popen([sys.executable, "-c", _CHILD, _PKG_DIR],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        data = pickle.dumps((fn.__module__, fn.__name__, args, kwargs))
+        try:
+            _worker.stdin.write(struct.pack("<Q", len(data)) + data)
+            _worker.stdin.flush()
+            head = _worker.stdout.read(8)
+            if len(head) < 8:
+                raise EOFError
+            ok, val = pickle.loads(_worker.stdout.read(struct.unpack("<Q", head)[0]))
+        except (EOFError, BrokenPipeError) as e:
+            code = _worker.wait()
+            _worker = None
+            raise RuntimeError(f"{fn.__name__}: the CP-SAT child process died "
+                               f"(exit {code}); see its messages above.") from e
+    if not ok:
+        raise val
+    return val
+
+
+@atexit.register
+def _close():
+    if _worker is not None and _worker.poll() is None:
+        _worker.stdin.close()
+        _worker.wait(timeout=10)
 
 
 def isolated(fn):
@@ -55,21 +102,6 @@ def isolated(fn):
     def wrapper(*args, **kwargs):
         if not use_subprocess():
             return fn(*args, **kwargs)
-        with tempfile.TemporaryDirectory(prefix="hads_cpsat_") as d:
-            src, dst = os.path.join(d, "in.pkl"), os.path.join(d, "out.pkl")
-            with open(src, "wb") as f:
-                pickle.dump((fn.__module__, fn.__name__, args, kwargs), f)
-            proc = subprocess.run([sys.executable, "-c", _CHILD, _PKG_DIR, src, dst],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                  text=True)
-            if proc.returncode != 0 or not os.path.exists(dst):
-                raise RuntimeError(
-                    f"{fn.__name__}: the CP-SAT child process failed (exit "
-                    f"{proc.returncode}):\n{proc.stderr[-3000:]}")
-            with open(dst, "rb") as f:
-                ok, val = pickle.load(f)
-        if not ok:
-            raise val
-        return val
+        return _call(fn, args, kwargs)
 
     return wrapper

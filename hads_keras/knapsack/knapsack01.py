@@ -93,15 +93,22 @@ def brute_force(chains, capacity) -> KnapsackSolution:
     """Tries every combination of prefix lengths (exponential; tests only)."""
     t0 = time.perf_counter()
     cap = _as_capacity(capacity, _n_res(chains))
-    best, best_counts = -1.0, None
-    for counts in itertools.product(*[range(c.n + 1) for c in chains]):
-        profit, weight = _evaluate(chains, counts)
-        if np.all(weight <= cap) and profit > best:
-            best, best_counts = profit, np.array(counts)
-    if best_counts is None:
+    combos = np.array(list(itertools.product(*[range(c.n + 1) for c in chains])),
+                      dtype=np.int64).reshape(-1, len(chains))
+    profit = np.zeros(len(combos))
+    weight = np.zeros((len(combos), cap.size))
+    for ci, c in enumerate(chains):
+        cp = np.concatenate([[0.0], np.cumsum(c.profits)])
+        cw = np.vstack([np.zeros((1, cap.size)), np.cumsum(c.weights, axis=0)])
+        profit += cp[combos[:, ci]]
+        weight += cw[combos[:, ci]]
+    ok = np.all(weight <= cap, axis=1)
+    if not ok.any():
         raise ValueError("Infeasible: even the empty packing exceeds the capacity.")
-    return KnapsackSolution(best_counts, best, STATUS_OPTIMAL,
-                            time.perf_counter() - t0, best)
+    best = int(np.flatnonzero(ok)[np.argmax(profit[ok])])
+    counts = combos[best]
+    p, _ = _evaluate(chains, counts)
+    return KnapsackSolution(counts, p, STATUS_OPTIMAL, time.perf_counter() - t0, p)
 
 
 def greedy(chains, capacity) -> np.ndarray:
