@@ -281,13 +281,15 @@ int main(int argc, char** argv) {
   for (size_t p = 0; p < passes; ++p) {
     std::string out_path = output_prefix;
     if (subnetwork != nullptr) {
-      subnetwork->data.i32[0] = subnetworks[p];
       out_path += "_k" + std::to_string(subnetworks[p]);
     }
     out_path += ".bin";
     std::vector<int8_t> outputs;
     outputs.reserve(num_samples * output->bytes);
     for (size_t s = 0; s < num_samples; ++s) {
+      // Both inputs are written before every Invoke: TFLite Micro's memory
+      // planner may place intermediate tensors over input buffers.
+      if (subnetwork != nullptr) subnetwork->data.i32[0] = subnetworks[p];
       std::memcpy(input->data.int8, samples.data() + s * input->bytes,
                   input->bytes);
       if (interpreter.Invoke() != kTfLiteOk) {
