@@ -202,9 +202,10 @@ BAD_OPTIONS = {
     "short shifts": (lambda e: dict(e, output_shift=e["output_shift"][:-1]),
                      "tables must have"),
     "too wide": (lambda e: dict(e, in_channels=[9, 6, 3]),
-                 "tables inconsistent"),
+                 "subnetwork 0 has in_channels 9 / out_channels 10, outside "
+                 "1..8 / 1..10"),
     "not nested": (lambda e: dict(e, out_channels=[10, 4, 7]),
-                   "tables inconsistent"),
+                   "subnetwork 2 is wider than subnetwork 1"),
     "shift 40": (lambda e: dict(e, output_shift=[40] * len(e["output_shift"])),
                  "quantized shift"),
     "in_spatial mismatch": (lambda e: dict(e, in_spatial=5), "in_spatial=5"),
