@@ -127,7 +127,10 @@ def load_data(dataset_name, window_stride_ms=None):
             ds = ds.shuffle(10000, seed=FLAGS.seed, reshuffle_each_iteration=True)
         return ds.batch(FLAGS.batch_size).prefetch(tf.data.AUTOTUNE)
 
-    return dict(train=batch(train, True), few=batch(few.cache(), True),
+    # Cache what is not augmented (a cached augmented set would repeat the
+    # first epoch's random shifts forever).
+    few = batch(few.cache(), True) if FLAGS.samples_per_class else batch(train, True)
+    return dict(train=batch(train, True), few=few,
                 val=batch(val.cache()), test=batch(test.cache()),
                 val_split=val_split)
 

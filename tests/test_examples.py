@@ -1,0 +1,119 @@
+"""Each example script end to end on fake data (tfds mock data), all artefacts.
+
+The scripts run as users run them (a subprocess with absl flags), with tiny
+settings: a few dozen fake examples, one epoch of pretraining and one of
+multi-width fine-tuning. Accuracies on random data mean nothing; the tests
+check that every step ran and that its outputs are consistent.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow_datasets")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(ROOT, "examples")
+TINY = ["--fake_data", "--fake_examples=16", "--batch_size=8", "--pretrain_epochs=1",
+        "--finetune_epochs=1", "--importance_batches=2", "--tflite_eval_examples=8",
+        "--nofinetune_validation"]
+ARTEFACTS = ["pretrained.keras", "importance.json", "plan.json", "nested.keras",
+             "subnetwork0.tflite", "subnetwork3.tflite", "nested.tflite",
+             "model_data.h", "model_data.cc", "results.json", "results.md",
+             "accuracy_vs_macs.png", "slicing_points.png"]
+
+
+def run_example(script, *args):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, os.path.join(EXAMPLES, script), *args],
+                          capture_output=True, text=True, env=env, timeout=900)
+
+
+def check_run(out_dir, proc, task, model, shape, classes):
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for name in ARTEFACTS:
+        assert os.path.getsize(os.path.join(out_dir, name)) > 0, name
+    results = json.load(open(os.path.join(out_dir, "results.json")))
+    assert results["task"] == task and results["model"] == model and results["fake_data"]
+    subs = results["subnetworks"]
+    assert len(subs) == 4 and len(results["test_accuracy"]) == 4
+    # Every subnetwork fits its MAC budget; subnetwork 0 is the full model.
+    assert subs[0]["macs"] == results["full_costs"]["macs"]
+    for sub, target in zip(subs, results["mac_targets"]):
+        assert sub["macs"] <= target * subs[0]["macs"] + 1e-6
+    # Nested: every group keeps a prefix no longer than in the larger subnetwork.
+    for group in subs[0]["widths"]:
+        widths = [s["widths"][group] for s in subs]
+        assert widths == sorted(widths, reverse=True)
+    assert all(0.0 <= a <= 1.0 for a in results["test_accuracy"])
+    assert len(results["export"]["int8_test_accuracy"]) == 4
+
+    # The exported files agree with the Keras model.
+    from ai_edge_litert.interpreter import Interpreter
+    from hads_keras import export
+    nested = open(os.path.join(out_dir, "nested.tflite"), "rb").read()
+    assert export.num_subnetworks(nested) == 4
+    plan = export.read_plan(nested)
+    assert [list(plan.widths(g)) for g in plan.groups] == [
+        [s["widths"][g] for s in subs] for g in plan.groups]
+    interpreter = Interpreter(model_path=os.path.join(out_dir, "subnetwork3.tflite"))
+    interpreter.allocate_tensors()
+    assert tuple(interpreter.get_input_details()[0]["shape"]) == (1,) + shape
+    assert tuple(interpreter.get_output_details()[0]["shape"]) == (1, classes)
+    header = open(os.path.join(out_dir, "model_data.h")).read()
+    assert "model_data" in header
+    table = open(os.path.join(out_dir, "results.md")).read()
+    assert "FAKE DATA" in table and table.count("\n| ") == 5
+    return results
+
+
+def test_kws_dnn_end_to_end(tmp_path):
+    out = str(tmp_path / "kws")
+    proc = run_example("kws.py", "--model=dnn", "--size=s", f"--out_dir={out}", *TINY)
+    results = check_run(out, proc, "speech_commands", "dnn_s", (25, 10, 1), 12)
+    # Hello Edge's DNN reads MFCCs every 40 ms: 25 frames of 10.
+    assert results["mfcc_stride_ms"] == 40
+    assert results["full_costs"] == {"macs": 79200, "params": 79644}
+
+    # The pretrained checkpoint is reused (no pretraining) ...
+    again = str(tmp_path / "again")
+    proc = run_example("kws.py", "--model=dnn", "--size=s", f"--out_dir={again}",
+                       f"--checkpoint={out}/pretrained.keras", "--noexport",
+                       "--method=top_down", "--samples_per_class=1", *TINY)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rerun = json.load(open(os.path.join(again, "results.json")))
+    assert rerun["pretrain_history"] is None and rerun["method"] == "top_down"
+    np.testing.assert_allclose(rerun["pretrained_test_accuracy"],
+                               results["pretrained_test_accuracy"])
+
+    # ... and a checkpoint of another architecture is refused, naming both.
+    proc = run_example("kws.py", "--model=cnn", "--size=s", f"--out_dir={again}",
+                       f"--checkpoint={out}/pretrained.keras", *TINY)
+    assert proc.returncode == 2
+    assert "holds model 'dnn_s'" in proc.stderr and "'cnn_s'" in proc.stderr
+
+
+def test_fashion_mnist_end_to_end(tmp_path):
+    out = str(tmp_path / "fmnist")
+    proc = run_example("fashion_mnist.py", f"--out_dir={out}", *TINY)
+    check_run(out, proc, "fashion_mnist", "ds_cnn_vision_s", (28, 28, 1), 10)
+
+
+def test_cifar10_end_to_end(tmp_path):
+    out = str(tmp_path / "cifar")
+    proc = run_example("cifar10.py", f"--out_dir={out}", "--method=joint", *TINY)
+    results = check_run(out, proc, "cifar10", "ds_cnn_vision_s", (32, 32, 3), 10)
+    assert results["method"] == "joint"
+
+
+def test_bad_flags_give_clear_errors(tmp_path):
+    proc = run_example("kws.py", "--model=resnet")
+    assert proc.returncode != 0 and "value should be one of <dnn|cnn|ds_cnn>" in proc.stderr
+    proc = run_example("cifar10.py", "--data_dir=/no/such/dir", f"--out_dir={tmp_path}")
+    assert proc.returncode == 2
+    assert "--data_dir '/no/such/dir' does not exist" in proc.stderr
