@@ -76,17 +76,20 @@ def _width_vars(m, problem, doms, tag):
             for g, d in zip(problem.groups, doms)]
 
 
-def _profit_vars(m, problem, sc, s, doms, tag):
-    """v_g = P_g(s_g) by an element constraint, plus the concave tangent cuts
-    v_g <= P(a) + (P(b) - P(a)) / (b - a) * (s_g - a) for consecutive allowed
-    a < b, which give the LP relaxation the concave envelope."""
+def _profit_vars(m, problem, sc, s, doms, tag, cuts=True):
+    """v_g = P_g(s_g) by an element constraint, plus (``cuts``) the concave
+    tangent cuts v_g <= P(a) + (P(b) - P(a)) / (b - a) * (s_g - a) for
+    consecutive allowed a < b, which give the LP relaxation the concave
+    envelope. (CP-SAT's presolve usually expands the element into a value
+    encoding whose LP is at least as tight, so the cuts mainly help when it
+    does not; they cost presolve time.)"""
     vs = []
     for g, sv, d in zip(problem.groups, s, doms):
         tab = sc.table(g)
         v = m.NewIntVar(min(tab[int(x)] for x in d), max(tab[int(x)] for x in d),
                         f"v_{g.name}_{tag}")
         m.AddElement(sv, tab, v)
-        for a, b in zip(d[:-1], d[1:]):
+        for a, b in (zip(d[:-1], d[1:]) if cuts else ()):
             a, b = int(a), int(b)
             # (b - a) v <= (b - a) P(a) + (P(b) - P(a)) (s - a)
             m.Add((b - a) * v <= (b - a) * tab[a] + (tab[b] - tab[a]) * (sv - a))
@@ -239,7 +242,7 @@ def depthwise_ip(problem: Problem, budgets: dict, lo, hi, *, multiple_of=1,
 
 @_isolate.isolated
 def joint(problem: Problem, budgets: list, *, multiple_of=1, time_limit=60.0,
-          workers=2, hints=(), log=False):
+          workers=2, hints=(), log=False, tangent_cuts=False):
     """All subnetworks in one model: widths nested (s_{g,k} <= s_{g,k-1}),
     exact bilinear costs, objective = importance kept summed over
     subnetworks. ``budgets[0]`` is the full network (fixed); ``hints`` are
@@ -257,29 +260,35 @@ def joint(problem: Problem, budgets: list, *, multiple_of=1, time_limit=60.0,
     sc = _Scales(problem, resources)
     m = cp_model.CpModel()
     prev = None
-    S, V = [], []
+    S, V, P = [], [], []
     for k in range(1, len(budgets)):
         s = _width_vars(m, problem, doms, str(k))
         if prev is not None:
             for a, b in zip(s, prev):
                 m.Add(a <= b)
-        v = _profit_vars(m, problem, sc, s, doms, str(k))
+        v = _profit_vars(m, problem, sc, s, doms, str(k), tangent_cuts)
         cache = {}
         for r in resources:
             m.Add(_cost_expr(m, problem, sc, r, s, doms, str(k), cache)
                   <= sc.budget(r, budgets[k][r]))
         S.append(s)
         V.append(v)
+        P.append(cache)
         prev = s
     m.Maximize(sum(sum(v) for v in V))
     if hints:
         best = max(hints, key=lambda h: sum(problem.objective(w) for w in h[1:]))
-        for k, s in enumerate(S, start=1):
-            for sv, h in zip(s, best[k]):
+        # A complete hint (widths, profits, products) is taken as a first
+        # solution without search.
+        for k, (s, v, cache) in enumerate(zip(S, V, P), start=1):
+            for g, (sv, vv, h) in enumerate(zip(s, v, best[k])):
                 m.AddHint(sv, int(h))
+                m.AddHint(vv, sc.table(problem.groups[g])[int(h)])
+            for (i, j, _), pv in cache.items():
+                m.AddHint(pv, int(best[k][i]) * int(best[k][j]))
     st, solver = _solve(m, time_limit, workers, log)
-    widths = None
+    widths, bound = None, None
     if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         widths = np.vstack([full] + [[solver.Value(v) for v in s] for s in S])
-    return (widths, _STATUS.get(st, str(st)),
-            solver.BestObjectiveBound() / sc.profit, time.perf_counter() - t0)
+        bound = solver.BestObjectiveBound() / sc.profit
+    return widths, _STATUS.get(st, str(st)), bound, time.perf_counter() - t0

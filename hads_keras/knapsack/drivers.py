@@ -113,7 +113,7 @@ def _check_options(problem, method, costs, solver, eps, multiple_of, n_res):
         if costs == "exact":
             solver = "fptas" if n_res == 1 else "cp-sat"
         else:
-            solver = "knapsack"
+            solver = "fptas"
     allowed = EXACT_SOLVERS if costs == "exact" else PAPER_SOLVERS
     if solver not in allowed:
         raise ValueError(f"solver='{solver}' is not available with costs='{costs}'; "
@@ -191,8 +191,11 @@ def solve_problem(problem: Problem, targets, *, method: str = "bottom_up",
         guarantee, default for one resource), "dp" (exact chain DP, integer
         importance), "cp-sat" (default for several resources), "ip" (the
         paper's Appendix A.1 integer program), "brute_force".
-        costs="paper": "knapsack" (OR-Tools branch and bound, default),
-        "cp-sat", "dp", "fptas", "brute_force". For method="joint" it is the
+        costs="paper": "fptas" (Hertrich & Skutella's profit DP on rounded
+        profits, default), "knapsack" (OR-Tools branch and bound; exact,
+        but on the paper's shapes it often cannot prove optimality within
+        ``time_limit``: all units of a group weigh the same), "cp-sat",
+        "dp" (integer importance), "brute_force". For method="joint" it is the
         solver of the two heuristics that warm-start CP-SAT.
       costs: "exact" (bilinear, real cost) or "paper" (equation 1).
       eps: the FPTAS / chain DP accuracy.
@@ -275,7 +278,7 @@ def _joint(problem, budgets, kw, time_limit, workers, multiple_of, verbose):
         cands.append(W)
     score = lambda M: sum(problem.objective(w) for w in M[1:])
     best = max(cands, key=score)
-    bound = min(relax, cp_bound)
+    bound = relax if cp_bound is None else min(relax, cp_bound)
     tot = score(best)
     st = "OPTIMAL" if bound - tot <= 1e-9 * max(tot, 1) else "FEASIBLE"
     sols = [None] + [StageSolution(best[k], problem.objective(best[k]), st, secs, None)
