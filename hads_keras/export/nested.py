@@ -336,6 +336,7 @@ def tflite_nested(model, path=None, representative_data=None, labels=None):
             "export needs a NestedModel (hads_keras.apply(model, plan)).")
     network = _keras_compat.unwrap(model)
     analysis = graph_lib.analyze(network)
+    plan.check_matches(analysis)
     infos = layer_infos(network, analysis, plan)
     full = extract_subnetwork(model, 0)
     int8_bytes = keras_to_tflite(full, representative_data, int8=True, int8_io=True)

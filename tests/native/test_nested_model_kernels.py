@@ -1,0 +1,164 @@
+"""The portable HADS kernels on real nested models, bit for bit.
+
+For each family (DNN, CNN with Flatten, DS-CNN with BN and a depth
+multiplier), trained on the demo data and exported with
+`hads_keras.export.tflite_nested`, and for every subnetwork k:
+
+* the materialized model (`export.materialize(nested, k)`, builtin
+  operators only) runs in ai_edge_litert's interpreter with the builtin
+  *reference* kernels, keeping every intermediate tensor;
+* every HADS operator of the nested model runs through the portable kernels
+  (`tflm_ops/hads_kernels.cc`, built by the kernel tests' ctypes helpers)
+  on the full-size buffers: the full int8 weights of the nested file, the
+  tables of its custom options (row k chosen by `SelectSubnetwork`), its
+  input being the reference's input tensor zero-padded to full width with
+  *random* values in the inactive channels;
+* the kernel's active output prefix must equal the reference's tensor bit
+  for bit, and its inactive channels must hold the output zero point.
+"""
+
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+import hads_kernels_ctypes as hk
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from test_export_fixtures import FAMILIES, digits, exported  # noqa: E402
+
+from hads_keras.export import flatbuffer, materialize  # noqa: E402
+
+
+def _reference_tensors(model_bytes, sample):
+    """name -> value of every tensor after one reference-kernel run."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    interpreter = Interpreter(
+        model_content=model_bytes,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+        experimental_preserve_all_tensors=True)
+    interpreter.allocate_tensors()
+    inp = interpreter.get_input_details()[0]
+    interpreter.set_tensor(inp["index"], sample)
+    interpreter.invoke()
+    values = {}
+    for detail in interpreter.get_tensor_details():
+        try:
+            values[detail["name"]] = interpreter.get_tensor(detail["index"]).copy()
+        except ValueError:
+            pass  # tensors without data (none expected after invoke)
+    return values
+
+
+class _Op:
+    """One HADS operator of the nested model, decoded."""
+
+    def __init__(self, model, op):
+        graph = model.subgraphs[0]
+        self.name = flatbuffer.op_name(model, op)
+        self.options = flatbuffer.read_flexbuffer_map(op.customOptions)
+        self.x = graph.tensors[op.inputs[0]]
+        self.y = graph.tensors[op.outputs[0]]
+        self.weights = np.ascontiguousarray(
+            flatbuffer.tensor_data(model, graph.tensors[op.inputs[1]]))
+        self.x_name = flatbuffer.tensor_name(self.x)
+        self.y_name = flatbuffer.tensor_name(self.y)
+        self.in_zp = int(flatbuffer.scales(self.x)[1][0])
+        self.out_scale, out_zp = flatbuffer.scales(self.y)
+        self.out_zp = int(out_zp[0])
+        num = int(self.options["num_subnetworks"])
+        full_out = int(self.y.shape[-1])
+        table = lambda key: np.ascontiguousarray(
+            np.asarray(self.options[key], np.int32).reshape(num, full_out))
+        self.multiplier = table("output_multiplier")
+        self.shift = table("output_shift")
+        self.bias = table("bias")
+        self.in_channels = np.ascontiguousarray(self.options["in_channels"], np.int32)
+        self.out_channels = np.ascontiguousarray(self.options["out_channels"], np.int32)
+        self.full_out = full_out
+
+    def full_input(self, x_ref, k, rng):
+        """The reference input padded to full width, garbage in the padding."""
+        full = np.asarray(self.x.shape)
+        active = int(self.in_channels[k])
+        garbage = rng.integers(-128, 128, size=tuple(full), dtype=np.int8)
+        if self.name == "HADS_FULLY_CONNECTED" and x_ref.shape[-1] != active \
+                and len(full) == 2:
+            spatial = int(self.options["in_spatial"])
+            channels = int(full[-1]) // spatial
+            view = garbage.reshape(full[0], spatial, channels)
+            view[:, :, :active] = x_ref.reshape(full[0], spatial, active)
+            return np.ascontiguousarray(view.reshape(tuple(full)))
+        garbage[..., :x_ref.shape[-1]] = x_ref
+        return garbage
+
+    def run(self, kernels, x_full, k):
+        tables = kernels.tables(self.in_channels, self.out_channels, self.multiplier,
+                                self.shift, self.bias, int(self.in_channels[0]),
+                                self.full_out)
+        depth_multiplier = int(self.options.get("depth_multiplier", 0))
+        assert kernels.validate_tables(tables, depth_multiplier) == hk.OK
+        status, active = kernels.select(tables, k)
+        assert status == hk.OK
+        act_range = kernels.activation_range_int8(
+            int(self.options["fused_activation_function"]), float(self.out_scale[0]),
+            self.out_zp)
+        mult, shift, bias = (np.ascontiguousarray(t[k]) for t in
+                             (self.multiplier, self.shift, self.bias))
+        params = kernels.quantized_params(self.in_zp, self.out_zp, act_range,
+                                          mult, shift, bias)
+        out = np.zeros(tuple(int(d) for d in self.y.shape), np.int8)
+        a, o = active.in_channels, active.out_channels
+        if self.name == "HADS_FULLY_CONNECTED":
+            spatial = int(self.options["in_spatial"])
+            features = int(np.prod(self.x.shape[1:]))
+            shape = hk.FullyConnectedShape(
+                batches=int(np.prod(self.x.shape)) // features, in_spatial=spatial,
+                in_channels=features // spatial, out_channels=self.full_out)
+            kernels.fully_connected(shape, params, a, o, x_full, self.weights, out)
+        else:
+            n, h, w, c = (int(d) for d in self.x.shape)
+            kh, kw = self.weights.shape[1:3]
+            shape = kernels.make_conv_shape(
+                n, (h, w), c, (kh, kw), self.full_out,
+                (int(self.options["stride_h"]), int(self.options["stride_w"])),
+                int(self.options["padding"]), max(depth_multiplier, 1))
+            assert (shape.out_height, shape.out_width) == tuple(self.y.shape[1:3])
+            if self.name == "HADS_CONV_2D":
+                kernels.conv2d(shape, params, a, o, x_full, self.weights, out)
+            else:
+                kernels.depthwise_conv2d(shape, params, a, x_full, self.weights, out)
+        return out, o
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_hads_kernels_equal_materialized_model(kernels, family):
+    _, nested_bytes, _ = exported(family)
+    model = flatbuffer.load(nested_bytes)
+    ops = [_Op(model, op) for op in model.subgraphs[0].operators
+           if flatbuffer.op_name(model, op).startswith("HADS_")]
+    assert {op.name for op in ops} >= (
+        {"HADS_FULLY_CONNECTED"} if family == "dnn" else
+        {"HADS_CONV_2D", "HADS_FULLY_CONNECTED"} if family == "cnn" else
+        {"HADS_CONV_2D", "HADS_DEPTHWISE_CONV_2D"})
+    x_test = digits()[2]
+    graph = model.subgraphs[0]
+    (in_scale,), (in_zp,) = flatbuffer.scales(graph.tensors[graph.inputs[0]])
+    rng = np.random.default_rng(0)
+    checked = 0
+    num = int(ops[0].options["num_subnetworks"])
+    for k in range(num):
+        reference_model = materialize(nested_bytes, k)
+        for sample in x_test[:3]:
+            q = np.clip(np.round(sample / in_scale) + in_zp, -128, 127)
+            values = _reference_tensors(reference_model, q[None].astype(np.int8))
+            for op in ops:
+                x_ref, y_ref = values[op.x_name], values[op.y_name]
+                out, active = op.run(kernels, op.full_input(x_ref, k, rng), k)
+                assert y_ref.shape[-1] == active, (family, k, op.y_name)
+                np.testing.assert_array_equal(
+                    out[..., :active], y_ref, err_msg=f"{family} k={k} {op.y_name}")
+                assert np.all(out[..., active:] == op.out_zp)
+                checked += 1
+    assert checked == num * 3 * len(ops)
