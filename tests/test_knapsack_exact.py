@@ -62,10 +62,11 @@ def test_chain_dp_within_one_minus_eps(eps):
             lo, hi = _random_bounds(rng, p)
             b = _random_budget(rng, p, lo, hi)
             opt = chain.brute_force(p, {"macs": b}, lo, hi).profit
-            ap = chain.chain_dp(p, "macs", b, lo, hi, eps=eps)
-            assert p.cost(ap.widths, "macs") <= b
-            assert ap.profit >= (1 - eps) * opt - 1e-9
-            assert ap.bound >= opt - 1e-9 * max(1, opt)
+            for shortcut in (True, False):  # False: always the rounded DP
+                ap = chain.chain_dp(p, "macs", b, lo, hi, eps=eps, shortcut=shortcut)
+                assert p.cost(ap.widths, "macs") <= b
+                assert ap.profit >= (1 - eps) * opt - 1e-9
+                assert ap.bound >= opt - 1e-9 * max(1, opt)
 
 
 def test_chain_dp_guarantee_on_a_rounding_heavy_instance():
@@ -75,7 +76,8 @@ def test_chain_dp_guarantee_on_a_rounding_heavy_instance():
     for _ in range(10):
         b = _random_budget(rng, p, p.min_widths(), p.full_widths)
         opt = chain.brute_force(p, {"macs": b}, p.min_widths(), p.full_widths).profit
-        ap = chain.chain_dp(p, "macs", b, p.min_widths(), p.full_widths, eps=0.3)
+        ap = chain.chain_dp(p, "macs", b, p.min_widths(), p.full_widths, eps=0.3,
+                            shortcut=False)
         assert opt >= ap.profit >= 0.7 * opt - 1e-9
 
 

@@ -12,6 +12,8 @@ Algorithm (``chain_dp``), with its guarantee:
    chain DP ``max sum_g P_g(s_g) - lam * cost(s)`` with state = the previous
    group's slicing point costs O(width^2) per group. Bisection on ``lam``
    gives a feasible solution (lower bound LB) and the dual upper bound UB.
+   If already LB >= (1 - eps) UB, LB carries the guarantee and is returned
+   (the usual case at eps = 0.01; ``shortcut=False`` skips this).
 2. A DP over groups whose state is (slicing point, rounded *loss*), storing
    the least exact cost: the loss of group g at width s is
    ``P_g(hi_g) - P_g(s)``, rounded up to a multiple of ``K = eps * LB / G``
@@ -21,9 +23,9 @@ Algorithm (``chain_dp``), with its guarantee:
    **profit >= OPT - eps * LB >= (1 - eps) OPT**. With integer importance
    and ``K = 1`` (``eps = 0``) the DP is exact. Only loss levels up to
    ``(sum_g P_g(hi_g) - LB) / K + G`` are kept (anything beyond is worse
-   than LB), which keeps the table small: the optimum of a stage loses a
-   small part of the importance, so O(G^2 (1 - LB/UB...) / eps) levels.
-   Time O(sum_g |S_g| |S_{g+1}| Q).
+   than LB): Q = G (T - LB) / (eps LB) + G levels, T = sum_g P_g(hi_g),
+   small because a stage's optimum loses only part of the importance.
+   Time O(sum_g |S_g| |S_{g+1}| Q), memory O(sum_g |S_g| Q).
 
 Costs are counted exactly (float64 holds integer costs < 2**53 exactly).
 One resource per call; several resources need solver='cp-sat'.
@@ -86,6 +88,11 @@ class _Chain:
         self.doms = stage_domains(problem, lo, hi, multiple_of)
         self.prof = [g.prefix[d] for g, d in zip(problem.groups, self.doms)]
         self.G = len(self.doms)
+        f = [d.astype(np.float64) for d in self.doms]
+        # Pair cost of every (s_{g-1}, s_g) combination, reused by every lam.
+        self.pair_cost = [self.pair[g - 1] * np.outer(f[g - 1], f[g])
+                          for g in range(1, self.G)]
+        self.lin_cost = [self.lin[g] * f[g] for g in range(self.G)]
 
     def cost(self, idx):
         s = np.array([d[i] for d, i in zip(self.doms, idx)], dtype=np.float64)
@@ -99,15 +106,12 @@ class _Chain:
 
     def lagrangian(self, lam):
         """argmax sum P - lam * cost over the chain (exact DP, O(S^2) per group)."""
-        d0 = self.doms[0].astype(np.float64)
-        v = self.prof[0] - lam * (self.lin[0] * d0)
+        v = self.prof[0] - lam * self.lin_cost[0]
         back = []
         for g in range(1, self.G):
-            s = self.doms[g - 1].astype(np.float64)
-            t = self.doms[g].astype(np.float64)
-            m = v[:, None] - lam * self.pair[g - 1] * s[:, None] * t[None, :]
+            m = v[:, None] - lam * self.pair_cost[g - 1]
             arg = np.argmax(m, axis=0)
-            v = m[arg, np.arange(t.size)] + self.prof[g] - lam * self.lin[g] * t
+            v = m[arg, np.arange(m.shape[1])] + self.prof[g] - lam * self.lin_cost[g]
             back.append(arg)
         idx = [int(np.argmax(v))]
         for g in range(self.G - 1, 0, -1):
@@ -116,7 +120,7 @@ class _Chain:
         return idx, float(v[idx[-1]]) - lam * self.const
 
 
-def _lagrangian_bounds(ch: _Chain, budget: float, iters: int = 60):
+def _lagrangian_bounds(ch: _Chain, budget: float, iters: int = 40):
     """Best feasible solution seen and the dual bound, by bisection on lam."""
     lo_idx = [0] * ch.G
     best_idx, best = lo_idx, ch.profit(lo_idx)
@@ -137,6 +141,8 @@ def _lagrangian_bounds(ch: _Chain, budget: float, iters: int = 60):
         best_idx, best = idx, ch.profit(idx)
     lo_lam = 0.0
     for _ in range(iters):
+        if hi_lam - lo_lam <= 1e-7 * hi_lam:
+            break
         lam = 0.5 * (lo_lam + hi_lam)
         idx, val = ch.lagrangian(lam)
         ub = min(ub, val + lam * budget)
@@ -150,11 +156,15 @@ def _lagrangian_bounds(ch: _Chain, budget: float, iters: int = 60):
 
 
 def chain_dp(problem: Problem, resource: str, budget: float, lo, hi, *,
-             eps: float = 0.01, multiple_of: int = 1,
+             eps: float = 0.01, multiple_of: int = 1, shortcut: bool = True,
              max_cells: int = 400_000_000) -> StageSolution:
     """(1 - eps)-optimal stage with exact bilinear costs (see module doc).
 
     ``eps = 0`` asks for the exact optimum and needs integer importance.
+    ``shortcut``: when the Lagrangian solution already has
+    ``LB >= (1 - eps) UB`` it carries the guarantee and is returned without
+    the rounded DP (the usual case at eps = 0.01: the Lagrangian gap of
+    these problems is a few 1e-4); ``False`` always runs the DP.
     """
     t0 = time.perf_counter()
     if not 0 <= eps < 1:
@@ -175,6 +185,9 @@ def chain_dp(problem: Problem, resource: str, budget: float, lo, hi, *,
     if n_var == 0 or lb >= ub - 1e-12 * max(abs(ub), 1) or lb >= top:
         w = np.array([d[i] for d, i in zip(ch.doms, lb_idx)])
         return StageSolution(w, lb, "OPTIMAL", time.perf_counter() - t0, lb)
+    if shortcut and eps > 0 and lb >= (1 - eps) * ub:
+        w = np.array([d[i] for d, i in zip(ch.doms, lb_idx)])
+        return StageSolution(w, lb, "FEASIBLE", time.perf_counter() - t0, ub)
     if eps == 0:
         k = 1.0
     else:
