@@ -61,7 +61,7 @@ def _eq1_floor(problem, resource, multiple_of):
 
 def solve_stage(problem: Problem, budgets: dict, lo, hi, *, costs="exact",
                 solver="fptas", eps=0.01, multiple_of=1, time_limit=60.0,
-                workers=2, hint=None) -> StageSolution:
+                workers=2, hint=None, shortcut=True) -> StageSolution:
     """One subnetwork: max importance within ``budgets``, ``lo <= s <= hi``."""
     lo = np.asarray(lo, dtype=np.int64)
     hi = np.asarray(hi, dtype=np.int64)
@@ -74,7 +74,7 @@ def solve_stage(problem: Problem, budgets: dict, lo, hi, *, costs="exact",
             (r, b), = budgets.items()
             return chain.chain_dp(problem, r, b, lo, hi,
                                   eps=0.0 if solver == "dp" else eps,
-                                  multiple_of=multiple_of)
+                                  multiple_of=multiple_of, shortcut=shortcut)
         if solver == "cp-sat":
             return cpsat.stage(problem, budgets, lo, hi, multiple_of=multiple_of,
                                time_limit=time_limit, workers=workers, hint=hint)
@@ -176,7 +176,7 @@ def solve_problem(problem: Problem, targets, *, method: str = "bottom_up",
                   solver: str | None = None, costs: str = "exact",
                   eps: float = 0.01, multiple_of: int = 1,
                   time_limit: float = 60.0, workers: int = 2,
-                  verbose: bool = False) -> KnapsackResult:
+                  shortcut: bool = True, verbose: bool = False) -> KnapsackResult:
     """Slicing points for nested subnetworks within the given budgets.
 
     Args:
@@ -203,6 +203,9 @@ def solve_problem(problem: Problem, targets, *, method: str = "bottom_up",
         full width.
       time_limit: seconds per CP-SAT / OR-Tools solve (joint: the whole solve).
       workers: CP-SAT worker threads.
+      shortcut: chain DP (costs="exact", solver="fptas"): return the
+        Lagrangian solution when it already proves the (1 - eps) guarantee;
+        False always runs the rounded DP.
       verbose: print each stage as it is solved.
     """
     t0 = time.perf_counter()
@@ -222,7 +225,7 @@ def solve_problem(problem: Problem, targets, *, method: str = "bottom_up",
                     f"feasible budget is {floor:g} = {floor / full:.4f} of the full "
                     f"{r}. Use costs='exact' or a larger budget.")
     kw = dict(costs=costs, solver=solver, eps=eps, multiple_of=multiple_of,
-              time_limit=time_limit, workers=workers)
+              time_limit=time_limit, workers=workers, shortcut=shortcut)
     bound = None
     if method in ("bottom_up", "top_down"):
         W, sols = _heuristic(problem, budgets, method, **kw)
