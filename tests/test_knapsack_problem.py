@@ -156,3 +156,36 @@ def test_allowed_widths_multiple_of():
     assert allowed_widths(g, 4).tolist() == [4, 8, 10]
     assert allowed_widths(g, 1).tolist() == list(range(2, 11))
     assert allowed_widths(GroupSpec("b", np.ones(3), min_width=1), 4).tolist() == [3]
+
+
+def test_importance_of_wrong_length_names_the_group():
+    p = shapes.dnn((8, 6))
+    p.check_widths({"dense_0": 8, "dense_1": 6})
+    with pytest.raises(ValueError, match="'dense_1'.*6 scores.*7 units"):
+        p.check_widths({"dense_0": 8, "dense_1": 7})
+    with pytest.raises(ValueError, match="No importance for groups \\['dense_9'\\]"):
+        p.check_widths({"dense_9": 3})
+
+
+def test_knapsack_package_imports_neither_keras_nor_tensorflow():
+    """The solvers are pure NumPy + OR-Tools (checked in a fresh process that
+    skips hads_keras/__init__, which loads Keras)."""
+    import os
+    import subprocess
+    import sys
+
+    import hads_keras.knapsack as kn
+    pkg = os.path.dirname(os.path.dirname(kn.__file__))
+    code = (
+        "import sys, types\n"
+        "m = types.ModuleType('hads_keras'); m.__path__ = [sys.argv[1]]\n"
+        "sys.modules['hads_keras'] = m\n"
+        "import hads_keras.knapsack as k\n"
+        "r = k.solve_problem(k.shapes.dnn((8, 8)), {'macs': [0.5]})\n"
+        "assert r.stages[1].cost['macs'] <= r.stages[1].budget['macs']\n"
+        "bad = [n for n in sys.modules if n.split('.')[0] in ('tensorflow', 'keras')]\n"
+        "print('LOADED', bad)\n")
+    out = subprocess.run([sys.executable, "-c", code, pkg], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "LOADED []" in out.stdout

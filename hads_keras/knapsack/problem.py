@@ -238,6 +238,19 @@ class Problem:
         return np.array([allowed_widths(g, multiple_of)[0] for g in self.groups],
                         dtype=np.int64)
 
+    def check_widths(self, expected: Mapping[str, int]):
+        """Raises if a group's importance length differs from its layer's
+        width (``expected``: group name -> number of units)."""
+        for g in self.groups:
+            if g.name in expected and int(expected[g.name]) != g.width:
+                raise ValueError(
+                    f"Group '{g.name}': importance has {g.width} scores but the "
+                    f"layer has {int(expected[g.name])} units; recompute importance "
+                    "for this model.")
+        missing = [n for n in expected if n not in self.names]
+        if missing:
+            raise ValueError(f"No importance for groups {missing}.")
+
     def objective(self, widths) -> float:
         """Importance kept: sum over groups of the prefix sums."""
         w = self._width_vector(widths)
