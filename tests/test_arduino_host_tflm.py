@@ -119,7 +119,10 @@ int main() {
   // without select() in between: TFLite Micro may reuse the input tensors'
   // memory during Invoke, so the input is refilled and invoke() rewrites
   // the subnetwork index.
-  const int order[] = {2, 0, 2, 1, 0, 1};
+#ifndef HADS_ORDER
+#define HADS_ORDER {2, 0, 2, 1, 0, 1}
+#endif
+  const int order[] = HADS_ORDER;
   for (int k : order) {
     if (nested.select(k) != hads::Result::kOk) return 4;
     std::printf("slot %d\n", interpreter.input(nested.subnetworkInputIndex())->data.i32[0]);
@@ -265,3 +268,42 @@ def test_budget_driven_example_switches_subnetworks(tmp_path):
     assert len(chosen) >= 2, "the budget never changed the subnetwork"
     for r in rows:
         assert int(r[3]) == models.dnn_costs()[int(r[2])][0]
+
+
+def test_bundled_example_model_matches_materialize(tmp_path):
+    """The examples' model (made by the real exporter) in the real TFLite
+    Micro with the library == hads_keras.export.materialize(k) in TFLite's
+    reference kernels, bit for bit, for every subnetwork."""
+    from hads_keras import export
+    import test_arduino_sketch as sketch_tests
+    header = (arduino.LIBRARY_DIR / "examples" / "AdaptiveInference" /
+              arduino.MODEL_HEADER).read_text()
+    model = bytes(sketch_tests.header_array(header, "g_hads_model"))
+    sample = np.array(sketch_tests.header_array(header, "g_hads_sample"), np.int8)
+    work = tmp_path / "Bundled"
+    work.mkdir()
+    (work / arduino.MODEL_HEADER).write_text(header)
+    main = API_MAIN.replace("#define HADS_ORDER {2, 0, 2, 1, 0, 1}",
+                            "#define HADS_ORDER {3, 0, 2, 1, 3}")
+    binary = _build(work, main, name="bundled")
+    out = subprocess.run([str(binary)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    print(out.stdout)
+    rows = [l.split() for l in out.stdout.splitlines() if l.startswith("out ")]
+    assert {int(r[1]) for r in rows} == set(range(arduino.NestedModelInfo(model)
+                                                  .num_subnetworks))
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    for row in rows:
+        k = int(row[1])
+        interp = Interpreter(model_content=export.materialize(model, k),
+                             experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+        interp.allocate_tensors()
+        detail = interp.get_input_details()[0]
+        interp.set_tensor(detail["index"], sample.reshape(detail["shape"]))
+        interp.invoke()
+        expected = interp.get_tensor(interp.get_output_details()[0]["index"])
+        got = np.array([int(v) for v in row[2:]], np.int8)
+        np.testing.assert_array_equal(got, expected.reshape(-1),
+                                      err_msg=f"subnetwork {k}")
+    used = int(re.search(r"arena_used (\d+)", out.stdout).group(1))
+    assert used <= int(re.search(r"kHadsArenaSize = (\d+)", header).group(1))

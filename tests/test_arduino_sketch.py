@@ -331,7 +331,7 @@ def test_write_sketch_budget_example_labels_plan_and_sample(tmp_path):
     expected = np.clip(np.round(sample / S_IN) + ZP_IN, -128, 127).astype(int)
     assert header_array(header, "g_hads_sample") == expected.tolist()
     assert "g_hads_sample_label = 2;" in header
-    assert f"plan: {dnn_costs()[2][0]} MACs" in header
+    assert f"plan: {dnn_costs()[2][0]} MACs, {dnn_costs()[2][1]} params" in header
 
 
 def test_write_sketch_rejects_bad_input(tmp_path):

@@ -65,6 +65,25 @@ inline float ClampF(float v, float lo, float hi) {
   return t > hi ? hi : t;
 }
 
+// sum over i < n of w[i] * (x[i] + offset), added to acc.
+inline int32_t DotInt8(int32_t acc, const int8_t* x, const int8_t* w, int n,
+                       int32_t offset) {
+  for (int i = 0; i < n; ++i) {
+    acc += static_cast<int32_t>(w[i]) * (static_cast<int32_t>(x[i]) + offset);
+  }
+  return acc;
+}
+
+// total + x[0] * w[0] + x[1] * w[1] + ..., left to right as TFLite's
+// reference kernels add.
+inline float DotFloat(float total, const float* x, const float* w, int n) {
+  for (int i = 0; i < n; ++i) total += x[i] * w[i];
+  return total;
+}
+
+// Depthwise kernels accumulate this many channels at a time on the stack.
+constexpr int kDepthwiseChunk = 64;
+
 inline int Max(int a, int b) { return a > b ? a : b; }
 inline int Min(int a, int b) { return a < b ? a : b; }
 
@@ -422,12 +441,15 @@ Status Conv2DInt8(const ConvShape& shape, const QuantizedParams& params,
           for (int fy = fy_begin; fy < fy_end; ++fy) {
             const int8_t* x_y = in_b + (in_y0 + fy) * in_row;
             const int8_t* w_y = f_oc + fy * f_row;
-            for (int fx = fx_begin; fx < fx_end; ++fx) {
-              const int8_t* x = x_y + (in_x0 + fx) * cin;
-              const int8_t* w = w_y + fx * cin;
-              for (int c = 0; c < active_in; ++c) {
-                acc += static_cast<int32_t>(w[c]) *
-                       (static_cast<int32_t>(x[c]) + in_offset);
+            if (active_in == cin) {
+              // All input channels: the taps of a filter row are contiguous.
+              acc = DotInt8(acc, x_y + (in_x0 + fx_begin) * cin,
+                            w_y + fx_begin * cin, (fx_end - fx_begin) * cin,
+                            in_offset);
+            } else {
+              for (int fx = fx_begin; fx < fx_end; ++fx) {
+                acc = DotInt8(acc, x_y + (in_x0 + fx) * cin, w_y + fx * cin,
+                              active_in, in_offset);
               }
             }
           }
@@ -477,10 +499,15 @@ Status Conv2DFloat(const ConvShape& shape, const FloatParams& params,
           for (int fy = fy_begin; fy < fy_end; ++fy) {
             const float* x_y = in_b + (in_y0 + fy) * in_row;
             const float* w_y = f_oc + fy * f_row;
-            for (int fx = fx_begin; fx < fx_end; ++fx) {
-              const float* x = x_y + (in_x0 + fx) * cin;
-              const float* w = w_y + fx * cin;
-              for (int c = 0; c < active_in; ++c) total += x[c] * w[c];
+            if (active_in == cin) {
+              total = DotFloat(total, x_y + (in_x0 + fx_begin) * cin,
+                               w_y + fx_begin * cin,
+                               (fx_end - fx_begin) * cin);
+            } else {
+              for (int fx = fx_begin; fx < fx_end; ++fx) {
+                total = DotFloat(total, x_y + (in_x0 + fx) * cin,
+                                 w_y + fx * cin, active_in);
+              }
             }
           }
           const float bias = params.bias != nullptr ? params.bias[oc] : 0.0f;
@@ -548,24 +575,40 @@ Status DepthwiseConv2DInt8(const ConvShape& shape,
         int8_t* out = output +
                       ((b * shape.out_height + oy) * shape.out_width + ox) *
                           cout;
-        for (int ic = 0; ic < active_in; ++ic) {
-          for (int m = 0; m < mult; ++m) {
-            const int oc = ic * mult + m;
-            int32_t acc = 0;
-            for (int fy = fy_begin; fy < fy_end; ++fy) {
-              const int8_t* x_y = in_b + (in_y0 + fy) * in_row + ic;
-              const int8_t* w_y = filter + fy * f_row + oc;
-              for (int fx = fx_begin; fx < fx_end; ++fx) {
-                acc += static_cast<int32_t>(w_y[fx * cout]) *
-                       (static_cast<int32_t>(x_y[(in_x0 + fx) * cin]) +
-                        in_offset);
+        // Channels innermost (contiguous in input, filter and output),
+        // a chunk of accumulators at a time; per channel the taps are
+        // still added in TFLite's order.
+        for (int c0 = 0; c0 < active_out; c0 += kDepthwiseChunk) {
+          const int n = Min(kDepthwiseChunk, active_out - c0);
+          int32_t acc[kDepthwiseChunk];
+          for (int i = 0; i < n; ++i) acc[i] = 0;
+          for (int fy = fy_begin; fy < fy_end; ++fy) {
+            for (int fx = fx_begin; fx < fx_end; ++fx) {
+              const int8_t* x =
+                  in_b + (in_y0 + fy) * in_row + (in_x0 + fx) * cin;
+              const int8_t* w = filter + fy * f_row + fx * cout + c0;
+              if (mult == 1) {
+                for (int i = 0; i < n; ++i) {
+                  acc[i] += static_cast<int32_t>(w[i]) *
+                            (static_cast<int32_t>(x[c0 + i]) + in_offset);
+                }
+              } else {
+                for (int i = 0; i < n; ++i) {
+                  acc[i] += static_cast<int32_t>(w[i]) *
+                            (static_cast<int32_t>(x[(c0 + i) / mult]) +
+                             in_offset);
+                }
               }
             }
-            if (params.bias != nullptr) acc += params.bias[oc];
-            acc = Requantize(
-                acc, params.output_multiplier[oc], params.output_shift[oc]);
-            acc += params.output_offset;
-            out[oc] = static_cast<int8_t>(Clamp(acc, params.act_min,
+          }
+          for (int i = 0; i < n; ++i) {
+            const int oc = c0 + i;
+            int32_t v = acc[i];
+            if (params.bias != nullptr) v += params.bias[oc];
+            v = Requantize(v, params.output_multiplier[oc],
+                           params.output_shift[oc]);
+            v += params.output_offset;
+            out[oc] = static_cast<int8_t>(Clamp(v, params.act_min,
                                                 params.act_max));
           }
         }
@@ -603,19 +646,24 @@ Status DepthwiseConv2DFloat(const ConvShape& shape, const FloatParams& params,
         float* out = output +
                      ((b * shape.out_height + oy) * shape.out_width + ox) *
                          cout;
-        for (int ic = 0; ic < active_in; ++ic) {
-          for (int m = 0; m < mult; ++m) {
-            const int oc = ic * mult + m;
-            float total = 0.0f;
-            for (int fy = fy_begin; fy < fy_end; ++fy) {
-              const float* x_y = in_b + (in_y0 + fy) * in_row + ic;
-              const float* w_y = filter + fy * f_row + oc;
-              for (int fx = fx_begin; fx < fx_end; ++fx) {
-                total += x_y[(in_x0 + fx) * cin] * w_y[fx * cout];
+        for (int c0 = 0; c0 < active_out; c0 += kDepthwiseChunk) {
+          const int n = Min(kDepthwiseChunk, active_out - c0);
+          float total[kDepthwiseChunk];
+          for (int i = 0; i < n; ++i) total[i] = 0.0f;
+          for (int fy = fy_begin; fy < fy_end; ++fy) {
+            for (int fx = fx_begin; fx < fx_end; ++fx) {
+              const float* x =
+                  in_b + (in_y0 + fy) * in_row + (in_x0 + fx) * cin;
+              const float* w = filter + fy * f_row + fx * cout + c0;
+              for (int i = 0; i < n; ++i) {
+                total[i] += x[(c0 + i) / mult] * w[i];
               }
             }
+          }
+          for (int i = 0; i < n; ++i) {
+            const int oc = c0 + i;
             const float bias = params.bias != nullptr ? params.bias[oc] : 0.0f;
-            out[oc] = ClampF(total + bias, params.act_min, params.act_max);
+            out[oc] = ClampF(total[i] + bias, params.act_min, params.act_max);
           }
         }
         for (int oc = active_out; oc < cout; ++oc) out[oc] = 0.0f;

@@ -550,9 +550,34 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
   tables.output_multiplier = data->output_multiplier.data;
   tables.output_shift = data->output_shift.data;
   tables.bias = data->bias.data;
-  const Status st = ValidateSubnetworkTables(
-      tables,
-      data->kind == OpKind::kDepthwiseConv2D ? data->depth_multiplier : 0);
+  const int depth_multiplier =
+      data->kind == OpKind::kDepthwiseConv2D ? data->depth_multiplier : 0;
+  // Name the first bad entry; ValidateSubnetworkTables below stays the
+  // authority (and covers the multipliers and shifts).
+  for (int k = 0; k < s; ++k) {
+    const int in = tables.in_channels[k];
+    const int out = tables.out_channels[k];
+    if (in < 1 || in > full_in || out < 1 || out > full_out) {
+      MicroPrintf("%s: subnetwork %d has in_channels %d / out_channels %d, "
+                  "outside 1..%d / 1..%d",
+                  name, k, in, out, full_in, full_out);
+      return kTfLiteError;
+    }
+    if (k > 0 && (in > tables.in_channels[k - 1] ||
+                  out > tables.out_channels[k - 1])) {
+      MicroPrintf("%s: subnetwork %d is wider than subnetwork %d (widths "
+                  "must be non-increasing: the subnetworks are nested)",
+                  name, k, k - 1);
+      return kTfLiteError;
+    }
+    if (depth_multiplier > 0 && out != in * depth_multiplier) {
+      MicroPrintf("%s: subnetwork %d has out_channels %d != in_channels %d "
+                  "x depth_multiplier %d",
+                  name, k, out, in, depth_multiplier);
+      return kTfLiteError;
+    }
+  }
+  const Status st = ValidateSubnetworkTables(tables, depth_multiplier);
   if (st != kOk) {
     MicroPrintf("%s: tables inconsistent with the tensors (full in %d, full "
                 "out %d): %s",

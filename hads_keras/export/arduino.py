@@ -220,11 +220,12 @@ def _enum_names(enum_cls):
 
 
 def _decode_metadata(model):
+    """The model's `hads_*` metadata entries as text (others are binary)."""
     out = {}
     for m in model.metadata or []:
         name = m.name.decode() if isinstance(m.name, bytes) else m.name
         data = model.buffers[m.buffer].data
-        if data is not None:
+        if data is not None and name.startswith("hads_"):
             out[name] = bytes(np.asarray(data, np.uint8)).decode("utf-8")
     return out
 
@@ -387,8 +388,14 @@ def plan_costs(plan):
     """Per-subnetwork (MACs, params) from a plan dict, when it carries them."""
     if isinstance(plan, (str, bytes)):
         plan = json.loads(plan)
+    if hasattr(plan, "to_dict"):  # a hads_keras Plan
+        plan = plan.to_dict()
     if not isinstance(plan, dict):
         return None
+    costs = plan.get("costs")  # hads_keras.Plan.to_dict(): [{macs, params}]
+    if isinstance(costs, list) and costs and all(
+            isinstance(c, dict) and "macs" in c for c in costs):
+        return [(int(c["macs"]), int(c.get("params", 0))) for c in costs]
     subs = plan.get("subnetworks")
     if isinstance(subs, list) and subs and all(isinstance(s, dict) for s in subs):
         if all("macs" in s for s in subs):
@@ -481,13 +488,14 @@ def model_header(tflite_bytes, plan=None, labels=None, sample=None,
     w(f"const unsigned int g_hads_model_len = {info.size}u;")
     w("")
     w("// Subnetworks, largest first (0 = full network): MACs and parameters of")
-    w("// one inference, counted over the model's FC/conv/depthwise operators.")
+    w("// one inference, counted over the model's FC/conv/depthwise operators")
+    w("// (parameters as deployed: int8 weights and int32 biases, BN folded).")
     w("const hads::SubnetworkCost g_hads_costs[] = {")
     full_macs = info.costs[0][0] or 1
     for k, (macs, params) in enumerate(info.costs):
         note = f"  // {k}: {100.0 * macs / full_macs:.1f} % MACs"
         if planned is not None:
-            note += f"; plan: {planned[k][0]} MACs"
+            note += f"; plan: {planned[k][0]} MACs, {planned[k][1]} params"
         w(f"    {{{macs}u, {params}u}},{note}")
     w("};")
     w(f"const hads::CostTable g_hads_cost_table = {{{info.num_subnetworks}, "
