@@ -101,7 +101,12 @@ def main(argv):
                                              eps=FLAGS.eps,
                                              time_limit=FLAGS.joint_time), 1))
         for key, kw, reps in runs:
-            r, s = _run(p, reps, **kw)
+            try:
+                r, s = _run(p, reps, **kw)
+            except (RuntimeError, ValueError) as e:
+                res["runs"][key] = {"error": str(e)}
+                print(f"  {key:26s} failed: {e}", flush=True)
+                continue
             res["runs"][key] = s
             gap = "" if s["gap"] is None else f" proven gap {100 * s['gap']:.4f}%"
             print(f"  {key:26s} {s['median_s']:8.3f} s  importance {s['objective']:10.3f}"

@@ -137,26 +137,38 @@ def _finish(problem, solver, st, s_vars, t0, sc):
 
 @_isolate.isolated
 def stage(problem: Problem, budgets: dict, lo, hi, *, multiple_of=1,
-          time_limit=60.0, workers=2, hint=None) -> StageSolution:
-    """One stage with exact bilinear costs, any number of resources."""
+          time_limit=60.0, workers=2, hint=None, tangent_cuts=False) -> StageSolution:
+    """One stage with exact bilinear costs, any number of resources.
+
+    ``hint`` (default ``lo``, always feasible in the drivers) is given to
+    CP-SAT as a complete first solution; if CP-SAT finds nothing better
+    within ``time_limit`` the hint is returned (status UNKNOWN, no bound).
+    """
     t0 = time.perf_counter()
     doms = stage_domains(problem, lo, hi, multiple_of)
     sc = _Scales(problem, budgets)
     m = cp_model.CpModel()
     s = _width_vars(m, problem, doms, "0")
-    v = _profit_vars(m, problem, sc, s, doms, "0")
+    v = _profit_vars(m, problem, sc, s, doms, "0", tangent_cuts)
     cache = {}
     for r, b in budgets.items():
         m.Add(_cost_expr(m, problem, sc, r, s, doms, "0", cache) <= sc.budget(r, b))
     m.Maximize(sum(v))
-    if hint is not None:
-        for sv, h in zip(s, hint):
-            m.AddHint(sv, int(h))
+    h = np.asarray(lo if hint is None else hint, dtype=np.int64)
+    for g, (sv, vv, x) in enumerate(zip(s, v, h)):
+        m.AddHint(sv, int(x))
+        m.AddHint(vv, sc.table(problem.groups[g])[int(x)])
+    for (i, j, _), pv in cache.items():
+        m.AddHint(pv, int(h[i]) * int(h[j]))
     st, solver = _solve(m, time_limit, workers)
     w = _finish(problem, solver, st, s, t0, sc)
     if w is None:
-        raise RuntimeError(f"CP-SAT stage: no solution ({_STATUS.get(st, st)}) "
-                           f"within {time_limit} s; raise time_limit.")
+        feasible = all(problem.cost(h, r) <= b for r, b in budgets.items())
+        if not feasible:
+            raise RuntimeError(f"CP-SAT stage: no solution ({_STATUS.get(st, st)}) "
+                               f"within {time_limit} s; raise time_limit.")
+        return StageSolution(h, problem.objective(h), _STATUS.get(st, str(st)),
+                             time.perf_counter() - t0, None)
     return StageSolution(w, problem.objective(w), _STATUS[st],
                          time.perf_counter() - t0,
                          solver.BestObjectiveBound() / sc.profit)

@@ -76,6 +76,14 @@ def solve_stage(problem: Problem, budgets: dict, lo, hi, *, costs="exact",
                                   eps=0.0 if solver == "dp" else eps,
                                   multiple_of=multiple_of, shortcut=shortcut)
         if solver == "cp-sat":
+            if hint is None and len(budgets) == 1:
+                # Warm start from the chain DP (milliseconds) when it applies.
+                (r, b), = budgets.items()
+                try:
+                    hint = chain.chain_dp(problem, r, b, lo, hi, eps=max(eps, 0.01),
+                                          multiple_of=multiple_of).widths
+                except ValueError:  # not a chain: start from lo
+                    hint = None
             return cpsat.stage(problem, budgets, lo, hi, multiple_of=multiple_of,
                                time_limit=time_limit, workers=workers, hint=hint)
         if solver == "ip":
