@@ -46,9 +46,12 @@ def define_flags(out_dir, batch_size, pretrain_epochs, finetune_epochs,
     flags.DEFINE_string("checkpoint", None,
                         "A pretrained .keras model of the same architecture; "
                         "skips pretraining.")
-    flags.DEFINE_integer("pretrain_epochs", pretrain_epochs, "Epochs of ordinary training.")
+    flags.DEFINE_integer("pretrain_epochs", pretrain_epochs, "Epochs of ordinary training.",
+                         lower_bound=1)
     flags.DEFINE_integer("finetune_epochs", finetune_epochs,
-                         "Epochs of multi-width fine-tuning of all subnetworks.")
+                         "Epochs of multi-width fine-tuning of all subnetworks "
+                         "(0: evaluate the nested model without fine-tuning).",
+                         lower_bound=0)
     flags.DEFINE_integer("batch_size", batch_size, "Batch size.")
     flags.DEFINE_float("learning_rate", learning_rate, "Adam learning rate.")
     flags.DEFINE_integer("importance_batches", 100,
@@ -62,9 +65,9 @@ def define_flags(out_dir, batch_size, pretrain_epochs, finetune_epochs,
                          "Few-shot: importance and fine-tuning see only the first "
                          "n training examples of each class (the paper's "
                          "bottom-up vs top-down comparison).")
-    flags.DEFINE_bool("finetune_validation", True,
-                      "Report validation metrics of every subnetwork after each "
-                      "fine-tuning epoch.")
+    flags.DEFINE_bool("validate", True,
+                      "Report validation metrics after each epoch of pretraining "
+                      "and (per subnetwork) of fine-tuning.")
     flags.DEFINE_bool("export", True, "Write the TFLite models and the C array.")
     flags.DEFINE_integer("tflite_eval_examples", 1000,
                          "Test examples on which each int8 subnetwork is "
@@ -186,7 +189,8 @@ def pretrain(model, data):
         return model, None
     compile_plain(model)
     _log("Pretraining %s for %d epochs", model.name, FLAGS.pretrain_epochs)
-    history = model.fit(data["train"], validation_data=data["val"],
+    history = model.fit(data["train"],
+                        validation_data=data["val"] if FLAGS.validate else None,
                         epochs=FLAGS.pretrain_epochs, verbose=2)
     model.save(path)
     return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
@@ -238,7 +242,6 @@ def representative(dataset, count=200):
 def run(model, dataset_name, labels=None, window_stride_ms=None, extra=None):
     """Run every step on `model` and `dataset_name`; return the results dict."""
     import keras
-    import tensorflow as tf
     import hads_keras as hads
 
     keras.utils.set_random_seed(FLAGS.seed)
@@ -275,13 +278,15 @@ def run(model, dataset_name, labels=None, window_stride_ms=None, extra=None):
                    loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     results["accuracy_before_finetuning"] = subnetwork_accuracies(
         nested, data["test"], test_labels)
-    _log("Fine-tuning all %d subnetworks for %d epochs", nested.num_subnetworks,
-         FLAGS.finetune_epochs)
-    history = nested.fit(data["few"],
-                         validation_data=data["val"] if FLAGS.finetune_validation else None,
-                         epochs=FLAGS.finetune_epochs, verbose=2)
-    results["finetune_history"] = {k: [float(v) for v in vals]
-                                   for k, vals in history.history.items()}
+    results["finetune_history"] = None
+    if FLAGS.finetune_epochs > 0:
+        _log("Fine-tuning all %d subnetworks for %d epochs", nested.num_subnetworks,
+             FLAGS.finetune_epochs)
+        history = nested.fit(data["few"],
+                             validation_data=data["val"] if FLAGS.validate else None,
+                             epochs=FLAGS.finetune_epochs, verbose=2)
+        results["finetune_history"] = {k: [float(v) for v in vals]
+                                       for k, vals in history.history.items()}
     _log("Evaluating every subnetwork")
     results["test_accuracy"] = subnetwork_accuracies(nested, data["test"], test_labels)
     nested.save(os.path.join(FLAGS.out_dir, "nested.keras"))
@@ -304,7 +309,7 @@ def export(nested, data, labels):
     from hads_keras import export as hexport
     from hads_keras.export.c_array import c_array
 
-    calibration = representative(data["train"])
+    calibration = representative(data["val"])   # un-augmented, not the test split
     files, int8_accuracy = [], []
     for k in range(nested.num_subnetworks):
         blob = hexport.tflite_subnetwork(nested, k, calibration, int8=True)
