@@ -33,6 +33,8 @@ flags.DEFINE_float("stage_time", 10.0,
                    "Time limit per stage of OR-Tools knapsack / CP-SAT stages (s).")
 flags.DEFINE_float("ip_time", 20.0, "Time limit per stage of the depthwise IP (s).")
 flags.DEFINE_list("ip_models", ["DS-CNN-S"], "Models on which to run the depthwise IP.")
+flags.DEFINE_list("methods", [], "Only runs whose key contains one of these.")
+flags.DEFINE_bool("tangent_cuts", False, "Also run the joint model with tangent cuts.")
 flags.DEFINE_bool("slow", True, "Also run OR-Tools knapsack, CP-SAT stages, IP, joint.")
 flags.DEFINE_integer("seed", 0, "Seed of the random importance.")
 flags.DEFINE_string("out", os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -50,7 +52,7 @@ def _summary(r, times):
         "status": [s.status for s in r.stages[1:]],
         "stage_s": [s.seconds for s in r.stages[1:]],
         "stage_gap": [s.gap for s in r.stages[1:]],
-        "gap": r.gap,
+        "gap": r.gap, "details": r.details,
         "widths": {k: list(v) for k, v in r.widths.items()},
     }
 
@@ -100,6 +102,12 @@ def main(argv):
             runs.append(("joint/exact", dict(method="joint", costs="exact",
                                              eps=FLAGS.eps,
                                              time_limit=FLAGS.joint_time), 1))
+            if FLAGS.tangent_cuts:
+                runs.append(("joint/exact/tangent-cuts",
+                             dict(method="joint", costs="exact", eps=FLAGS.eps,
+                                  time_limit=FLAGS.joint_time, tangent_cuts=True), 1))
+        if FLAGS.methods:
+            runs = [x for x in runs if any(m in x[0] for m in FLAGS.methods)]
         for key, kw, reps in runs:
             try:
                 r, s = _run(p, reps, **kw)
@@ -109,12 +117,18 @@ def main(argv):
                 continue
             res["runs"][key] = s
             gap = "" if s["gap"] is None else f" proven gap {100 * s['gap']:.4f}%"
+            d = s["details"]
+            if d.get("cp_sat_bound") is not None:
+                own = d["cp_sat_bound"] / s["objective"] - 1
+                gap += f" (CP-SAT's own bound: {100 * own:.3f}%)"
             print(f"  {key:26s} {s['median_s']:8.3f} s  importance {s['objective']:10.3f}"
                   f"  budget use {' '.join(f'{u:.4f}' for u in s['budget_use'])}"
                   f"  {','.join(sorted(set(s['status'])))}{gap}", flush=True)
         # Exact costs vs equation 1 (same driver, same eps).
         cmp = {}
         for m in ("bottom_up", "top_down"):
+            if f"{m}/exact/fptas" not in res["runs"] or f"{m}/paper/fptas" not in res["runs"]:
+                continue
             ex, eq = res["runs"][f"{m}/exact/fptas"], res["runs"][f"{m}/paper/fptas"]
             cmp[m] = {
                 "budget_use_exact": ex["budget_use"], "budget_use_paper": eq["budget_use"],

@@ -2,6 +2,7 @@
 joint nested solver and the drivers, against brute force."""
 
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -124,6 +125,9 @@ def test_plans_are_nested_and_respect_every_budget(method, costs):
         assert r.stages[k].cost["macs"] == macs
     text = str(r)
     assert "importance %" in text and "dense_0" in text
+    d = json.loads(r.to_json())
+    assert d["widths"]["dense_0"] == list(W[:, 0])
+    assert d["stages"][3]["cost"]["macs"] == r.stages[3].cost["macs"]
 
 
 def test_multiple_of_and_two_resources():
@@ -185,6 +189,8 @@ def test_joint_matches_nested_brute_force_and_beats_heuristics():
     assert j.total_objective() >= bu.total_objective() - 1e-9
     assert j.total_objective() >= td.total_objective() - 1e-9
     assert j.bound >= opt - 1e-6 * opt and j.gap < 1e-6
+    # The relaxation (every stage alone, no nesting) bounds the nested optimum.
+    assert j.details["relaxation_bound"] >= opt - 1e-6 * opt
     assert np.all(np.diff(j.width_matrix(), axis=0) <= 0)
 
 

@@ -184,7 +184,8 @@ def solve_problem(problem: Problem, targets, *, method: str = "bottom_up",
                   solver: str | None = None, costs: str = "exact",
                   eps: float = 0.01, multiple_of: int = 1,
                   time_limit: float = 60.0, workers: int = 2,
-                  shortcut: bool = True, verbose: bool = False) -> KnapsackResult:
+                  shortcut: bool = True, tangent_cuts: bool = False,
+                  verbose: bool = False) -> KnapsackResult:
     """Slicing points for nested subnetworks within the given budgets.
 
     Args:
@@ -214,7 +215,9 @@ def solve_problem(problem: Problem, targets, *, method: str = "bottom_up",
       shortcut: chain DP (costs="exact", solver="fptas"): return the
         Lagrangian solution when it already proves the (1 - eps) guarantee;
         False always runs the rounded DP.
-      verbose: print each stage as it is solved.
+      tangent_cuts: method="joint": add the concave tangent cuts of the
+        importance to the CP-SAT model (see ``cpsat._profit_vars``).
+      verbose: print each stage as it is solved (and CP-SAT's log).
     """
     t0 = time.perf_counter()
     if not isinstance(problem, Problem):
@@ -234,12 +237,12 @@ def solve_problem(problem: Problem, targets, *, method: str = "bottom_up",
                     f"{r}. Use costs='exact' or a larger budget.")
     kw = dict(costs=costs, solver=solver, eps=eps, multiple_of=multiple_of,
               time_limit=time_limit, workers=workers, shortcut=shortcut)
-    bound = None
+    bound, details = None, {}
     if method in ("bottom_up", "top_down"):
         W, sols = _heuristic(problem, budgets, method, **kw)
     else:
-        W, sols, bound = _joint(problem, budgets, kw, time_limit, workers, multiple_of,
-                                verbose)
+        W, sols, bound, details = _joint(problem, budgets, kw, time_limit, workers,
+                                         multiple_of, verbose, tangent_cuts)
     stages = [_stage_report(problem, k, budgets[k], W[k], sols[k], costs)
               for k in range(len(budgets))]
     if verbose:
@@ -249,10 +252,11 @@ def solve_problem(problem: Problem, targets, *, method: str = "bottom_up",
     widths = {g.name: tuple(int(v) for v in W[:, i])
               for i, g in enumerate(problem.groups)}
     return KnapsackResult(widths, stages, method, solver, costs, eps,
-                          time.perf_counter() - t0, bound)
+                          time.perf_counter() - t0, bound, details)
 
 
-def _joint(problem, budgets, kw, time_limit, workers, multiple_of, verbose):
+def _joint(problem, budgets, kw, time_limit, workers, multiple_of, verbose,
+           tangent_cuts=False):
     """Joint nested CP-SAT, hinted with bottom-up and top-down (exact costs).
 
     The proven bound is the smaller of CP-SAT's bound and the sum over
@@ -284,7 +288,8 @@ def _joint(problem, budgets, kw, time_limit, workers, multiple_of, verbose):
         relax += sol.bound
     W, status, cp_bound, secs = cpsat.joint(problem, budgets, multiple_of=multiple_of,
                                             time_limit=time_limit, workers=workers,
-                                            hints=cands, log=verbose)
+                                            hints=cands, log=verbose,
+                                            tangent_cuts=tangent_cuts)
     if W is not None:
         cands.append(W)
     score = lambda M: sum(problem.objective(w) for w in M[1:])
@@ -294,4 +299,8 @@ def _joint(problem, budgets, kw, time_limit, workers, multiple_of, verbose):
     st = "OPTIMAL" if bound - tot <= 1e-9 * max(tot, 1) else "FEASIBLE"
     sols = [None] + [StageSolution(best[k], problem.objective(best[k]), st, secs, None)
                      for k in range(1, len(budgets))]
-    return best, sols, bound
+    details = {"cp_sat_status": status, "cp_sat_bound": cp_bound,
+               "relaxation_bound": relax, "cp_sat_seconds": secs,
+               "heuristics": {"bottom_up": score(cands[0]), "top_down": score(cands[1])},
+               "cp_sat_objective": None if W is None else score(W)}
+    return best, sols, bound, details

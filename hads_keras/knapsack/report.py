@@ -62,6 +62,8 @@ class KnapsackResult:
       bound: proven upper bound on the sum of ``objective`` over subnetworks
         1.. (joint method; for the heuristics the sum of stage bounds is not a
         bound on the nested optimum and this stays None).
+      details: solver-specific facts (joint: CP-SAT's own status and bound,
+        the relaxation bound, the heuristics' objectives).
     """
 
     widths: dict
@@ -72,6 +74,7 @@ class KnapsackResult:
     eps: float
     seconds: float
     bound: float | None = None
+    details: dict = dataclasses.field(default_factory=dict)
 
     @property
     def n_subnetworks(self) -> int:
@@ -96,7 +99,7 @@ class KnapsackResult:
         return {
             "method": self.method, "solver": self.solver, "costs": self.costs,
             "eps": self.eps, "seconds": self.seconds, "bound": self.bound,
-            "gap": self.gap,
+            "gap": self.gap, "details": self.details,
             "widths": {k: list(map(int, v)) for k, v in self.widths.items()},
             "stages": [dict(dataclasses.asdict(s), gap=s.gap) for s in self.stages],
         }
