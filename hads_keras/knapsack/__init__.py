@@ -10,6 +10,28 @@ sorted importance, cost terms per layer and resource) and call
     print(result)           # table: MACs, % of full, importance kept, status, gap
     result.widths           # {"conv_0": (276, 231, ...), ...}
 
+Methods: "bottom_up", "top_down" (one stage at a time) and "joint" (one
+CP-SAT model of all stages, warm-started with both, with a proven gap).
+Cost models: costs="exact" (bilinear, what the subnetwork really costs) or
+costs="paper" (the paper's equation 1: each unit at full neighbour width).
+Stage solvers:
+
+  ======== ============== ==============================================
+  costs    solver         guarantee / notes
+  ======== ============== ==============================================
+  exact    fptas (dflt)   (1 - eps) OPT; chain DP + Lagrangian, ms-s
+  exact    dp             exact; integer importance only
+  exact    cp-sat         exact given time; several resources (dflt then)
+  exact    ip             the paper's Appendix A.1 IP on CP-SAT (slow)
+  paper    fptas (dflt)   (1 - eps) OPT; Hertrich & Skutella profit DP
+  paper    dp             exact profit DP; integer importance only
+  paper    knapsack       OR-Tools branch and bound; several resources
+  paper    cp-sat         prefix implications; several resources
+  ======== ============== ==============================================
+
+If TensorFlow was imported before this package, CP-SAT runs in a
+TensorFlow-free child process (see ``_isolate``: they crash together).
+
 Modules: ``problem`` (data and costs), ``knapsack01`` (equation 1: DP,
 FPTAS, OR-Tools knapsack, CP-SAT), ``chain`` (exact bilinear costs: chain
 DP with a (1 - eps) guarantee), ``cpsat`` (exact-cost CP-SAT stage, the

@@ -36,7 +36,11 @@ class _Scales:
             self.cost[r] = 1.0 if np.all(coefs == np.round(coefs)) else 1000.0
 
     def table(self, group):
-        return [int(round(v * self.profit)) for v in group.prefix]
+        """Integer prefix sums. Increments are rounded then made
+        non-increasing, so the table stays exactly concave (the tangent cuts
+        remain valid) and the hint stays feasible."""
+        inc = np.minimum.accumulate(np.round(group.importance * self.profit))
+        return [0] + [int(v) for v in np.cumsum(inc)]
 
     def coef(self, r, c):
         return int(np.ceil(c * self.cost[r] - 1e-9))
@@ -169,9 +173,10 @@ def stage(problem: Problem, budgets: dict, lo, hi, *, multiple_of=1,
                                f"within {time_limit} s; raise time_limit.")
         return StageSolution(h, problem.objective(h), _STATUS.get(st, str(st)),
                              time.perf_counter() - t0, None)
+    slack = 0.5 * int(problem.full_widths.sum())  # rounding of the table
     return StageSolution(w, problem.objective(w), _STATUS[st],
                          time.perf_counter() - t0,
-                         solver.BestObjectiveBound() / sc.profit)
+                         (solver.BestObjectiveBound() + slack) / sc.profit)
 
 
 @_isolate.isolated
@@ -247,9 +252,10 @@ def depthwise_ip(problem: Problem, budgets: dict, lo, hi, *, multiple_of=1,
     w = np.array([int(d[0]) + sum(int(steps[gi][j]) * solver.Value(xs[gi][j])
                                   for j in range(len(xs[gi])))
                   for gi, d in enumerate(doms)], dtype=np.int64)
+    slack = 0.5 * int(problem.full_widths.sum())  # rounding of the table
     return StageSolution(w, problem.objective(w), _STATUS[st],
                          time.perf_counter() - t0,
-                         solver.BestObjectiveBound() / sc.profit)
+                         (solver.BestObjectiveBound() + slack) / sc.profit)
 
 
 @_isolate.isolated
@@ -302,5 +308,7 @@ def joint(problem: Problem, budgets: list, *, multiple_of=1, time_limit=60.0,
     widths, bound = None, None
     if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         widths = np.vstack([full] + [[solver.Value(v) for v in s] for s in S])
-        bound = solver.BestObjectiveBound() / sc.profit
+        # Each rounded increment is within 0.5 of the scaled importance.
+        slack = 0.5 * int(full.sum()) * (len(budgets) - 1)
+        bound = (solver.BestObjectiveBound() + slack) / sc.profit
     return widths, _STATUS.get(st, str(st)), bound, time.perf_counter() - t0

@@ -294,7 +294,7 @@ def ortools_knapsack(chains, capacity, time_limit: float = 60.0) -> KnapsackSolu
             raise ValueError(
                 f"solver='knapsack' needs equal step weights within a chain (chain "
                 f"{ci}); use solver='cp-sat' or 'dp'/'fptas'.")
-    iprof, _ = _integer_profits(chains)
+    iprof, scale = _integer_profits(chains)
     iw, icap = _integer_weights(chains, cap)
     values = np.concatenate(iprof).tolist() if chains else []
     weights = [np.concatenate([w[:, r] for w in iw]).tolist() for r in range(n_res)]
@@ -310,8 +310,9 @@ def ortools_knapsack(chains, capacity, time_limit: float = 60.0) -> KnapsackSolu
         counts[ci] = sum(solver.best_solution_contains(pos + j) for j in range(c.n))
         pos += c.n
     profit, _ = _evaluate(chains, counts)
+    slack = 0.0 if scale == 1.0 else sum(c.n for c in chains) / scale
     return KnapsackSolution(counts, profit, status, time.perf_counter() - t0,
-                            profit if status == STATUS_OPTIMAL else None)
+                            profit + slack if status == STATUS_OPTIMAL else None)
 
 
 def cpsat(chains, capacity, time_limit: float = 60.0, workers: int = 2,
@@ -356,8 +357,9 @@ def _cpsat(chains, capacity, time_limit: float = 60.0, workers: int = 2,
     counts = np.array([sum(solver.Value(v) for v in x) for x in xs], dtype=np.int64)
     profit, _ = _evaluate(chains, counts)
     status = STATUS_OPTIMAL if st == cp_model.OPTIMAL else STATUS_FEASIBLE
+    slack = 0.5 * sum(c.n for c in chains)  # rounding of the scaled profits
     return KnapsackSolution(counts, profit, status, time.perf_counter() - t0,
-                            solver.BestObjectiveBound() / scale)
+                            (solver.BestObjectiveBound() + slack) / scale)
 
 
 def solve(chains, capacity, solver: str = "knapsack", *, eps: float = 0.01,
