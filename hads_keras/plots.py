@@ -1,0 +1,101 @@
+"""Plots people look at: accuracy vs MACs, slicing points per layer.
+
+Drawn with matplotlib's Agg backend (files only, no display needed).
+
+    accuracy_vs_macs({"HADS": (macs, acc), "uniform": (macs, acc)}, "acc.png")
+    slicing_points(plan, "slicing.png")      # like HADS paper Fig. 2 (right)
+"""
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def accuracy_vs_macs(curves, path, title="Accuracy vs MACs", full_macs=None):
+    """One line per method: test accuracy of each subnetwork against MACs.
+
+    Args:
+        curves: mapping method name -> (macs, accuracies), one entry per
+            subnetwork (any order).
+        path: output image file (.png, .pdf, .svg).
+        title: the plot title.
+        full_macs: when given, the x axis is MACs in % of it.
+
+    Returns:
+        `path`.
+    """
+    if not curves:
+        raise ValueError("accuracy_vs_macs: no curves to draw.")
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(6, 4))
+    markers = "osD^v<>"
+    for i, (name, (macs, accuracies)) in enumerate(curves.items()):
+        macs = np.asarray(macs, dtype=float)
+        accuracies = 100 * np.asarray(accuracies, dtype=float)
+        if macs.shape != accuracies.shape:
+            raise ValueError(
+                f"accuracy_vs_macs: curve '{name}' has {macs.size} MAC values "
+                f"and {accuracies.size} accuracies.")
+        order = np.argsort(macs)
+        x = 100 * macs / full_macs if full_macs else macs
+        axes.plot(x[order], accuracies[order], marker=markers[i % len(markers)],
+                  label=name)
+    axes.set_xlabel("MACs (% of the full network)" if full_macs else "MACs")
+    axes.set_ylabel("test accuracy (%)")
+    axes.set_title(title)
+    axes.grid(True, alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def slicing_points(plan, path, title="Slicing points per layer"):
+    """Active units of every group in every subnetwork (bars per group).
+
+    The HADS paper's Figure 2 (right): for each layer (group), the fraction
+    of its units each subnetwork keeps, so one sees where the solver cut.
+
+    Args:
+        plan: a `hads_keras.Plan`.
+        path: output image file.
+
+    Returns:
+        `path`.
+    """
+    plt = _pyplot()
+    groups = plan.groups
+    count = plan.num_subnetworks
+    figure, axes = plt.subplots(figsize=(max(6, 0.9 * len(groups) + 2), 4))
+    width = 0.8 / count
+    positions = np.arange(len(groups))
+    labels = []
+    for k in range(count):
+        label = f"subnetwork {k}"
+        if plan.costs and "macs" in plan.costs[k]:
+            share = plan.costs[k]["macs"] / max(plan.costs[0]["macs"], 1)
+            label += f" ({100 * share:.0f} % MACs)"
+        labels.append(label)
+        fractions = [100 * plan.widths(g)[k] / plan.full_width(g) for g in groups]
+        bars = axes.bar(positions + (k - (count - 1) / 2) * width, fractions,
+                        width, label=label)
+        for bar, g in zip(bars, groups):
+            axes.annotate(str(plan.widths(g)[k]),
+                          (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                          ha="center", va="bottom", fontsize=6)
+    axes.set_xticks(positions)
+    axes.set_xticklabels(groups, rotation=30, ha="right")
+    axes.set_ylabel("active units (% of the layer)")
+    axes.set_ylim(0, 110)
+    axes.set_title(title)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
