@@ -224,6 +224,10 @@ def run(model_name="ds_cnn", epochs=30, finetune_epochs=15, seed=0,
     log(table)
     with open(out / "results.json", "w") as f:
         json.dump(results, f, indent=2, default=_jsonable)
+    report = results["export"].get("report")
+    if report:   # the exporter's table: int8 accuracies, sizes, arenas
+        from hads_keras.export import format_report
+        table += "\n\nExport (TFLite per subnetwork):\n" + format_report(report)
     (out / "results.txt").write_text(table + "\n")
     return results
 
@@ -271,12 +275,7 @@ def format_table(results):
              f"accuracy per subnetwork after {results['finetune_epochs']} "
              "fine-tuning epochs (full network before slicing: "
              f"{100 * results['full_network_accuracy']:.2f} %)")
-    report = (results.get("export") or {}).get("report")
-    text = title + "\n" + "\n".join(lines)
-    if report:
-        from hads_keras.export import format_report
-        text += "\n\nExport (int8 TFLite per subnetwork):\n" + format_report(report)
-    return text
+    return title + "\n" + "\n".join(lines)
 
 
 def _jsonable(value):

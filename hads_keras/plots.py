@@ -72,7 +72,7 @@ def slicing_points(plan, path, title="Slicing points per layer"):
     plt = _pyplot()
     groups = plan.groups
     count = plan.num_subnetworks
-    figure, axes = plt.subplots(figsize=(max(6, 0.9 * len(groups) + 2), 4))
+    figure, axes = plt.subplots(figsize=(max(6, 0.9 * len(groups) + 2), 4.6))
     width = 0.8 / count
     positions = np.arange(len(groups))
     labels = []
@@ -94,7 +94,8 @@ def slicing_points(plan, path, title="Slicing points per layer"):
     axes.set_ylabel("active units (% of the layer)")
     axes.set_ylim(0, 110)
     axes.set_title(title)
-    axes.legend(fontsize=7)
+    axes.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3),
+                ncol=min(count, 4), frameon=False)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
