@@ -15,7 +15,7 @@ def _tiny_nested(bn_after_relu=False):
     x = L.Dense(8, activation="relu", name="fc1")(inputs)
     if bn_after_relu:
         x = L.BatchNormalization(name="bn")(x)
-    outputs = L.Dense(3, name="out")(x)
+    outputs = L.Dense(3, use_bias=False, name="out")(x)  # FC bias input -1
     nested = hads.apply(keras.Model(inputs, outputs), hads.Plan({"fc1": [8, 4]}))
     if bn_after_relu:
         bn = nested.network.get_layer("bn")

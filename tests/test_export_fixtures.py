@@ -1,12 +1,13 @@
 """Trained nested models of the three families on the demo data, for the
 export tests (imported by the other `test_export*` files).
 
-Data: scikit-learn's `load_digits` (8x8 images, 10 classes), 1400 samples
-for training, the other 397 for testing, the first 200 training samples for
-int8 calibration. Each family is trained as a plain model, turned into a
-nested model of 3 subnetworks and fine-tuned with `NestedModel.fit`, so
-every subnetwork (and every per-subnetwork BN statistic) is a trained one.
-Exports are computed once per session and cached.
+Data: scikit-learn's `load_digits` (8x8 images, 10 classes), 1000 samples
+for training, the other 797 for testing (1 point = 8 samples), the first
+500 training samples for int8 calibration. Each family is trained as a
+plain model, turned into a nested model of 3 subnetworks and fine-tuned
+with `NestedModel.fit`, so every subnetwork (and every per-subnetwork BN
+statistic) is a trained one. Exports are computed once per session and
+cached.
 """
 
 import functools
@@ -24,7 +25,7 @@ FAMILIES = ("dnn", "cnn", "ds_cnn")
 PLANS = {
     "dnn": {"fc1": [32, 20, 12], "fc2": [24, 16, 10]},
     "cnn": {"conv1": [8, 6, 4], "conv2": [8, 5, 3], "fc1": [24, 16, 8]},
-    "ds_cnn": {"conv0": [8, 6, 4], "pw1": [12, 9, 6], "pw2": [12, 9, 6]},
+    "ds_cnn": {"conv0": [12, 9, 6], "pw1": [16, 12, 8], "pw2": [16, 12, 8]},
 }
 
 
@@ -35,7 +36,7 @@ def digits():
     data = load_digits()
     x = (data.images / 16.0).astype(np.float32)[..., None]
     y = data.target.astype(np.int32)
-    return x[:1400], y[:1400], x[1400:], y[1400:], x[:200]
+    return x[:1000], y[:1000], x[1000:], y[1000:], x[:500]
 
 
 def build(family):
@@ -56,13 +57,13 @@ def build(family):
         x = L.Dense(24, activation="relu", name="fc1")(x)
         outputs = L.Dense(10, activation="softmax", name="probs")(x)
     elif family == "ds_cnn":
-        x = L.Conv2D(8, 3, padding="same", use_bias=False, name="conv0")(inputs)
+        x = L.Conv2D(12, 3, padding="same", use_bias=False, name="conv0")(inputs)
         x = L.BatchNormalization(momentum=0.9, name="bn0")(x)
         x = keras.layers.ReLU(name="relu0")(x)
         x = L.DepthwiseConv2D(3, padding="same", use_bias=False, name="dw1")(x)
         x = L.BatchNormalization(momentum=0.9, name="dw1_bn")(x)
         x = keras.layers.ReLU(name="dw1_relu")(x)
-        x = L.Conv2D(12, 1, use_bias=False, name="pw1")(x)
+        x = L.Conv2D(16, 1, use_bias=False, name="pw1")(x)
         x = L.BatchNormalization(momentum=0.9, name="pw1_bn")(x)
         x = keras.layers.ReLU(name="pw1_relu")(x)
         # A depth multiplier of 2 and a stride: out channel c*2+m reads c.
@@ -70,7 +71,7 @@ def build(family):
                               use_bias=False, name="dw2")(x)
         x = L.BatchNormalization(momentum=0.9, name="dw2_bn")(x)
         x = keras.layers.ReLU(name="dw2_relu")(x)
-        x = L.Conv2D(12, 1, use_bias=False, name="pw2")(x)
+        x = L.Conv2D(16, 1, use_bias=False, name="pw2")(x)
         x = L.BatchNormalization(momentum=0.9, name="pw2_bn")(x)
         x = keras.layers.ReLU(name="pw2_relu")(x)
         x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
@@ -90,10 +91,10 @@ def trained(family):
     x, y, _, _, _ = digits()
     model = build(family)
     model.compile(keras.optimizers.Adam(0.01), _loss(family), metrics=["accuracy"])
-    model.fit(x, y, epochs=15, batch_size=64, verbose=0)
+    model.fit(x, y, epochs=18, batch_size=64, verbose=0)
     nested = hads.apply(model, hads.Plan(PLANS[family]))
     nested.compile(keras.optimizers.Adam(0.005), _loss(family), metrics=["accuracy"])
-    nested.fit(x, y, epochs=10, batch_size=64, verbose=0)
+    nested.fit(x, y, epochs=12, batch_size=64, verbose=0)
     return nested
 
 
@@ -118,7 +119,7 @@ def test_families_train_to_useful_accuracy():
             with nested.subnetwork(k):
                 out = nested.predict(x_test, verbose=0)
             acc = float(np.mean(out.argmax(-1) == y_test))
-            assert acc > 0.8, (family, k, acc)
+            assert acc > 0.7, (family, k, acc)  # chance is 0.1
 
 
 @pytest.fixture(scope="session", params=FAMILIES)

@@ -31,7 +31,7 @@ def test_reparses_with_schema_and_has_no_builtin_sliced_ops(family_export):
     # Every Dense/Conv2D/DepthwiseConv2D of these families touches a sliced
     # group, so none may stay builtin.
     assert facts["builtin_sliceable"] == []
-    layers = [w for w in hads.groups(nested).wiring.values() if w.kind != "batchnorm"]
+    layers = [w for w in hads.groups(nested.network).wiring.values() if w.kind != "batchnorm"]
     assert facts["hads_operators"] == len(layers)
 
 
@@ -47,7 +47,7 @@ def test_weights_are_stored_once(family_export):
                       and len(model.buffers[t.buffer].data)]
     assert len(int8_constants) == len(weight_buffers)
     # They are the full layers' weights, once.
-    wiring = hads.groups(nested).wiring
+    wiring = hads.groups(nested.network).wiring
     kernels = [nested.network.get_layer(name).weights[0]
                for name, w in wiring.items() if w.kind != "batchnorm"]
     assert sum(int(np.prod(t.shape)) for t in int8_constants) == sum(
@@ -64,7 +64,7 @@ def test_options_follow_the_plan_and_tflite_arithmetic(family_export):
     sel = graph.tensors[selector[0]]
     assert sel.type == schema.TensorType.INT32 and list(sel.shape) == [1]
     meta_ops = export.read_metadata(nested_bytes)["operators"]
-    analysis = hads.groups(nested)
+    analysis = hads.groups(nested.network)
     plan = nested.plan
     differs = []
     for (op, name), meta in zip(_hads_ops(model), meta_ops):

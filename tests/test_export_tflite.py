@@ -42,6 +42,7 @@ def test_tflite_micro_runs_materialized_models(family_export):
         # converter's own models), hence no exact equality here; the
         # bit-exact reference is tests/native/test_nested_model_kernels.py.
         assert abs(row["nested_int8_accuracy_tflm"] - row["nested_int8_accuracy"]) <= 0.01
+        assert abs(row["tflite_int8_accuracy_tflm"] - row["tflite_int8_accuracy"]) <= 0.01
 
 
 def test_tflite_micro_output_steps(family_export):

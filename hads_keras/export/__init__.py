@@ -6,6 +6,15 @@ TFLite with HADS custom operators, C arrays, checks with real runtimes.
     materialize(nested_bytes, k)      # standard TFLite of subnetwork k
     read_plan(nested_bytes)           # the Plan stored in the file
     c_array(nested_bytes, "model_data", "out_dir/")
+    report = subnetwork_report(nested, x_test, y_test, representative_data)
+    print(format_report(report))      # accuracies, sizes, TFLite Micro arenas
+    export_all(nested, "out_dir/", representative_data, x_test, y_test)
+
+Why the routes chosen: see `convert` (SavedModel through
+`keras.export.ExportArchive`) and `nested` (per-subnetwork BN statistics as
+per-subnetwork multipliers and biases). `tflite-support` is not used: it
+pins protobuf < 4, which breaks TensorFlow 2.21; plan and labels go into
+the model's own `metadata` entries instead (`metadata`).
 
 The format of the nested model is docs/nested_tflite_format.md.
 """

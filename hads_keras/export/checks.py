@@ -183,7 +183,8 @@ def subnetwork_report(nested, x_test, y_test, representative_data,
         x_test, y_test: test samples and integer labels.
         representative_data: calibration samples for the int8 models.
         nested_bytes: the nested `.tflite` (exported here when None).
-        tflm: also run the materialized models in TFLite Micro.
+        tflm: also run the per-subnetwork int8 and the materialized models
+            in TFLite Micro (accuracies `*_tflm`).
         out_dir: when given, the per-subnetwork and materialized `.tflite`
             files are written there (`subnetwork_<k>_float.tflite`,
             `subnetwork_<k>_int8.tflite`, `nested_materialized_<k>.tflite`).
@@ -225,6 +226,7 @@ def subnetwork_report(nested, x_test, y_test, representative_data,
             "materialized_arena": arena_size(mat_bytes),
         }
         if tflm:
+            row["tflite_int8_accuracy_tflm"] = accuracy(run_tflm(int8_bytes, x_test), y_test)
             row["nested_int8_accuracy_tflm"] = accuracy(run_tflm(mat_bytes, x_test), y_test)
         rows.append(row)
         if out_dir is not None:

@@ -16,7 +16,7 @@ import tempfile
 
 import numpy as np
 
-DEFAULT_CALIBRATION_SAMPLES = 200
+DEFAULT_CALIBRATION_SAMPLES = 500
 
 
 def input_shape(model):

@@ -1,0 +1,37 @@
+"""`hads export` on a saved nested model."""
+
+import numpy as np
+
+from hads_keras import cli, export
+from test_export_fixtures import digits, trained
+
+
+def test_hads_export_writes_the_artefacts(tmp_path):
+    nested = trained("dnn")
+    model_path = tmp_path / "dnn.keras"
+    nested.save(model_path)
+    _, _, x_test, y_test, rep = digits()
+    np.save(tmp_path / "rep.npy", rep)
+    (tmp_path / "labels.txt").write_text("\n".join(f"d{i}" for i in range(10)))
+    out = tmp_path / "export"
+    code = cli.main(["export", str(model_path), "--out", str(out),
+                     "--representative-data", str(tmp_path / "rep.npy"),
+                     "--labels", str(tmp_path / "labels.txt"),
+                     "--no-per-subnetwork"])
+    assert code == 0
+    nested_bytes = (out / "nested.tflite").read_bytes()
+    assert export.read_plan(nested_bytes).widths("fc1") == nested.plan.widths("fc1")
+    assert export.read_labels(nested_bytes) == [f"d{i}" for i in range(10)]
+    assert (out / "model_data.h").is_file() and (out / "model_data.cc").is_file()
+    # The reloaded model exports the same accuracy as the one in memory.
+    acc = export.checks.accuracy(
+        export.run_litert(export.materialize(nested_bytes, 1), x_test), y_test)
+    with nested.subnetwork(1):
+        float_acc = export.checks.accuracy(nested.predict(x_test, verbose=0), y_test)
+    assert abs(acc - float_acc) <= 0.01
+
+
+def test_hads_export_bad_arguments(tmp_path, capsys):
+    assert cli.main(["export", str(tmp_path / "missing.keras"), "--out",
+                     str(tmp_path), "--representative-data", "x.npy"]) == 2
+    assert "does not exist" in capsys.readouterr().out
