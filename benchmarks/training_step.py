@@ -16,6 +16,12 @@ interleaved, median over rounds. Prints the result and writes
 benchmarks/results/training_step.json.
 
     python benchmarks/training_step.py [--steps 20] [--rounds 5] [--jit]
+                                        [--no-breakdown]
+
+The breakdown (on by default) also times the forward and backward pass of
+each subnetwork alone (static widths, no optimizer) next to the full
+network's, which shows where the multi-width step spends more than the MAC
+share of each subnetwork.
 """
 
 import argparse
@@ -36,6 +42,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--jit", action="store_true",
                         help="compile both steps with XLA (jit_compile=True)")
+    parser.add_argument("--no-breakdown", action="store_true",
+                        help="skip timing each subnetwork's pass alone")
     parser.add_argument("--out", default=os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "results",
         "training_step.json"))
@@ -76,6 +84,8 @@ def main():
         multi_times.append(timed(nested))
     full_step = statistics.median(full_times)
     multi_step = statistics.median(multi_times)
+    breakdown = None if args.no_breakdown else _breakdown(
+        full, nested, x, y, args.steps, args.rounds)
     gpus = tf.config.list_physical_devices("GPU")
     result = {
         "model": "ds_cnn_s (49x10x1, 64 filters, 4 DS blocks, 12 classes)",
@@ -92,6 +102,7 @@ def main():
         "rounds_full_ms": [1e3 * t for t in full_times],
         "rounds_multi_ms": [1e3 * t for t in multi_times],
         "steps_per_round": args.steps,
+        "breakdown_ms": breakdown,
         "jit_compile": bool(args.jit),
         "device": gpus[0].name if gpus else "CPU",
         "cpu_count": os.cpu_count(),
@@ -104,10 +115,57 @@ def main():
           f"(4 subnetworks, MACs {[round(m / macs[0], 3) for m in macs]})")
     print(f"ratio {result['ratio']:.2f}x  (ideal by MACs "
           f"{result['ideal_ratio_by_macs']:.2f}x, masking 4x, target <= 2.9x)")
+    if breakdown:
+        print("forward+backward alone (ms): full network "
+              f"{breakdown['full_network']:.1f}; subnetworks " + ", ".join(
+                  f"{k}: {t:.1f} ({100 * macs[k] / macs[0]:.0f} % MACs)"
+                  for k, t in enumerate(breakdown["subnetworks"])))
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
     print("wrote", args.out)
+
+
+def _breakdown(full, nested, x, y, steps, rounds):
+    """Median ms of one forward+backward pass: full network, each subnetwork."""
+    import keras
+    import tensorflow as tf
+
+    import hads_keras as hads
+
+    x = tf.constant(x)
+    y = tf.constant(y)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+
+    def pass_of(network, k):
+        @tf.function
+        def step():
+            with tf.GradientTape() as tape:
+                if k is None:
+                    predictions = network(x, training=True)
+                else:
+                    with hads.static_subnetwork(k):
+                        predictions = network(x, training=True)
+                loss = loss_fn(y, predictions)
+            return tape.gradient(loss, network.trainable_weights)
+        return step
+
+    def median_ms(step):
+        step()
+        step()
+        times = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            times.append((time.perf_counter() - start) / steps)
+        return 1e3 * statistics.median(times)
+
+    return {
+        "full_network": median_ms(pass_of(full, None)),
+        "subnetworks": [median_ms(pass_of(nested.network, k))
+                        for k in range(nested.num_subnetworks)],
+    }
 
 
 if __name__ == "__main__":
