@@ -350,9 +350,7 @@ def table(results):
 
 
 def write_report(results, plan):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from hads_keras import plots
 
     out = FLAGS.out_dir
     with open(os.path.join(out, "results.json"), "w") as f:
@@ -367,29 +365,14 @@ def write_report(results, plan):
         f.write("\n".join(text))
     print("\n".join(text), flush=True)
 
-    macs = [100 * s["macs_fraction"] for s in results["subnetworks"]]
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(macs, [100 * a for a in results["test_accuracy"]], "o-", label="fine-tuned")
-    ax.plot(macs, [100 * a for a in results["accuracy_before_finetuning"]], "s--",
-            label="before fine-tuning")
-    ax.set_xlabel("MACs (% of full model)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(title, fontsize=8)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "accuracy_vs_macs.png"), dpi=120)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    groups = plan.groups
-    for k in range(plan.num_subnetworks):
-        fractions = [plan.widths(g)[k] / plan.widths(g)[0] for g in groups]
-        ax.plot(range(len(groups)), fractions, "o-", label=f"subnetwork {k}")
-    ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels(groups, rotation=45, ha="right", fontsize=7)
-    ax.set_ylabel("units kept (fraction)")
-    ax.set_title("slicing points per group", fontsize=8)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "slicing_points.png"), dpi=120)
-    plt.close(fig)
+    # The plots of `hads demo` (hads_keras.plots).
+    macs = [s["macs"] for s in results["subnetworks"]]
+    plots.accuracy_vs_macs(
+        {"fine-tuned": (macs, results["test_accuracy"]),
+         "before fine-tuning": (macs, results["accuracy_before_finetuning"])},
+        os.path.join(out, "accuracy_vs_macs.png"),
+        title=f"{results['model']} on {results['task']}"
+              f"{' (fake data)' if results['fake_data'] else ''}",
+        full_macs=macs[0])
+    plots.slicing_points(plan, os.path.join(out, "slicing_points.png"),
+                         title=f"{results['model']}: slicing points per group")
