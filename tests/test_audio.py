@@ -114,3 +114,24 @@ def test_runs_inside_tf_data():
 def test_bad_settings(kwargs, match):
     with pytest.raises(ValueError, match=match):
         audio.mfcc(np.zeros(SR, np.float32), **kwargs)
+
+
+@pytest.mark.parametrize("signal,atol", [("noise", 1e-4), ("speechlike", 1e-4),
+                                         ("tone", 0.05)])
+def test_matches_hello_edge_kernels(signal, atol):
+    """Hello Edge computed MFCCs with TensorFlow's AudioSpectrogram and Mfcc
+    C++ kernels (still in tf.raw_ops): an independent implementation."""
+    rng = np.random.default_rng(1)
+    t = np.arange(SR) / SR
+    x = {"noise": 0.1 * rng.standard_normal(SR),
+         # a noisy harmonic sweep with an amplitude envelope
+         "speechlike": (0.3 * np.sin(2 * np.pi * (150 + 400 * t) * t) * np.hanning(SR)
+                        + 0.01 * rng.standard_normal(SR)),
+         "tone": 0.5 * np.sin(2 * np.pi * 1000.0 * t)}[signal].astype(np.float32)
+    spectrogram = tf.raw_ops.AudioSpectrogram(
+        input=x[:, None], window_size=640, stride=320, magnitude_squared=True)
+    reference = tf.raw_ops.Mfcc(
+        spectrogram=spectrogram, sample_rate=SR, upper_frequency_limit=4000.0,
+        lower_frequency_limit=20.0, filterbank_channel_count=40,
+        dct_coefficient_count=10).numpy()[0]
+    np.testing.assert_allclose(audio.mfcc(x).numpy(), reference, atol=atol)
