@@ -185,6 +185,7 @@ def test_library_zip_has_the_layout_the_ide_installs(tmp_path):
         tops = {n.split("/", 1)[0] for n in names}
         assert tops == {"HADS"}, "one top folder, named like the library"
         assert "HADS/library.properties" in names
+        assert zf.getinfo("HADS/").is_dir() and zf.getinfo("HADS/src/").is_dir()
         assert "HADS/src/HADS.h" in names
         for example in arduino.EXAMPLES:
             assert f"HADS/examples/{example}/{example}.ino" in names

@@ -31,6 +31,7 @@ import math
 import pathlib
 import re
 import sys
+import time
 import zipfile
 
 import numpy as np
@@ -186,24 +187,35 @@ def library_zip(out_path, library_dir=LIBRARY_DIR, tflm_ops_dir=TFLM_OPS_DIR):
             "arduino/ folder of a hads_keras source checkout "
             "(pass library_dir=...)")
     generated = generated_sources(tflm_ops_dir)
+    entries = {}  # archive name -> bytes
+    for rel in _library_files(library_dir):
+        data = (library_dir / rel).read_bytes()
+        if rel.parts[0] == "src" and len(rel.parts) == 2:
+            if rel.name in generated:
+                continue  # written from tflm_ops below
+            if data.startswith(GENERATED_MARK.encode()):
+                continue  # generated copy whose original is gone
+        entries[f"{LIBRARY_NAME}/{rel.as_posix()}"] = data
+    for name, text in generated.items():
+        entries[f"{LIBRARY_NAME}/src/{name}"] = text.encode()
+    # Explicit folder entries first, as zips made by file managers have them
+    # (some unpackers do not create folders from file paths alone).
+    folders = set()
+    for name in entries:
+        parts = name.split("/")[:-1]
+        folders.update("/".join(parts[:i]) + "/" for i in range(1, len(parts) + 1))
     out_path = pathlib.Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out_path, "w", zipfile.ZIP_DEFLATED) as zf:
-        written = set()
-        for rel in _library_files(library_dir):
-            arc = f"{LIBRARY_NAME}/{rel.as_posix()}"
-            if rel.parts[0] == "src" and len(rel.parts) == 2 and rel.name in generated:
-                zf.writestr(arc, generated[rel.name])
-            else:
-                text = (library_dir / rel).read_bytes()
-                if (rel.parts[0] == "src" and
-                        text.startswith(GENERATED_MARK.encode())):
-                    continue  # generated copy whose original is gone
-                zf.writestr(arc, text)
-            written.add(rel.as_posix())
-        for name, text in generated.items():
-            if f"src/{name}" not in written:
-                zf.writestr(f"{LIBRARY_NAME}/src/{name}", text)
+        for folder in sorted(folders):
+            info = zipfile.ZipInfo(folder)
+            info.external_attr = (0o40755 << 16) | 0x10  # drwxr-xr-x, DOS dir
+            zf.writestr(info, b"")
+        for name in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o100644 << 16  # -rw-r--r--
+            zf.writestr(info, entries[name])
     return out_path
 
 
