@@ -22,6 +22,10 @@ import pipeline  # noqa: E402  (examples/pipeline.py)
 
 flags.DEFINE_enum("model", "ds_cnn", ["dnn", "cnn", "ds_cnn"], "Hello Edge architecture.")
 flags.DEFINE_enum("size", "s", ["s", "l"], "Model size.")
+flags.DEFINE_float("unknown_share", 0.1,
+                   "Share of _unknown_ clips in training (Hello Edge: 10 %; TFDS "
+                   "files every other word there, over half the split). "
+                   "0 keeps all of them.", lower_bound=0.0, upper_bound=0.9)
 pipeline.define_flags(out_dir="/tmp/hads_kws", batch_size=100, pretrain_epochs=30,
                       finetune_epochs=30, learning_rate=5e-4)
 FLAGS = flags.FLAGS
@@ -42,8 +46,10 @@ def _main():
                              num_classes=12)
     pipeline.check_data_dir()
     labels = datasets.label_names("speech_commands", FLAGS.data_dir, FLAGS.fake_data)
+    share = FLAGS.unknown_share or None
     pipeline.run(model, "speech_commands", labels=labels, window_stride_ms=stride,
-                 extra=dict(size=FLAGS.size, mfcc_stride_ms=stride))
+                 extra=dict(size=FLAGS.size, mfcc_stride_ms=stride, unknown_share=share),
+                 train_options=dict(unknown_share=share))
 
 
 if __name__ == "__main__":

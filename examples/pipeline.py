@@ -106,8 +106,12 @@ def check_data_dir():
             "leave it unset to use ~/tensorflow_datasets.")
 
 
-def load_data(dataset_name, window_stride_ms=None):
-    """Batched train / validation / test datasets and the few-shot train set."""
+def load_data(dataset_name, window_stride_ms=None, train_options=None):
+    """Batched train / validation / test datasets and the few-shot train set.
+
+    `train_options` go to `hads_keras.datasets.load` for the training split
+    only (e.g. `unknown_share` for speech commands).
+    """
     import tensorflow as tf
     from hads_keras import datasets
 
@@ -117,11 +121,12 @@ def load_data(dataset_name, window_stride_ms=None):
         kwargs["window_stride_ms"] = window_stride_ms
     splits = datasets.info(dataset_name).splits
     val_split = "validation" if "validation" in splits else "test"
-    train = datasets.load(dataset_name, "train", augment=True, **kwargs)
+    train_kwargs = dict(kwargs, **(train_options or {}))
+    train = datasets.load(dataset_name, "train", augment=True, **train_kwargs)
     few = train
     if FLAGS.samples_per_class:
         few = datasets.load(dataset_name, "train", augment=False,
-                            samples_per_class=FLAGS.samples_per_class, **kwargs)
+                            samples_per_class=FLAGS.samples_per_class, **train_kwargs)
     val = datasets.load(dataset_name, val_split, **kwargs)
     test = datasets.load(dataset_name, "test", **kwargs)
 
@@ -239,7 +244,8 @@ def representative(dataset, count=200):
 
 # --- the pipeline --------------------------------------------------------
 
-def run(model, dataset_name, labels=None, window_stride_ms=None, extra=None):
+def run(model, dataset_name, labels=None, window_stride_ms=None, extra=None,
+        train_options=None):
     """Run every step on `model` and `dataset_name`; return the results dict."""
     import keras
     import hads_keras as hads
@@ -250,7 +256,7 @@ def run(model, dataset_name, labels=None, window_stride_ms=None, extra=None):
     if FLAGS.checkpoint:   # fail on a wrong checkpoint before reading any data
         _log("Loading pretrained weights from %s", FLAGS.checkpoint)
         model = load_checkpoint(FLAGS.checkpoint, model)
-    data = load_data(dataset_name, window_stride_ms)
+    data = load_data(dataset_name, window_stride_ms, train_options)
     test_labels = labels_of(data["test"])
     results = dict(task=dataset_name, model=model.name, fake_data=FLAGS.fake_data,
                    method=FLAGS.method, samples_per_class=FLAGS.samples_per_class,

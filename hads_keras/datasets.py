@@ -10,7 +10,8 @@
 
 Training splits may be augmented like the HADS code (images: random
 horizontal flip and a random 2-pixel shift; speech: Hello Edge's random
-time shift of up to 100 ms).
+time shift of up to 100 ms), and the speech training split thinned to
+Hello Edge's 10 % of `_unknown_` clips (`unknown_share`).
 
 Each loader returns an unbatched `tf.data.Dataset` of `(features, label)`.
 With `fake=True` no file is read or downloaded: `tfds.testing.mock_data`
@@ -54,6 +55,9 @@ _INFO = {
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 MAX_TIME_SHIFT_MS = 100
+# TFDS speech_commands labels: 10 keywords, then _silence_ (10), _unknown_ (11).
+SPEECH_UNKNOWN_INDEX = 11
+UNKNOWN_SHARE = 0.10
 FAKE_EXAMPLES = 48
 
 
@@ -93,7 +97,7 @@ def _maybe_mock(fake, num_examples):
         yield
 
 
-def _raw(name, split, data_dir, fake, download, num_fake):
+def _raw(name, split, data_dir, fake, download, num_fake, decoders=None):
     tfds = _tfds()
     if split not in _INFO[name].splits:
         raise ValueError(
@@ -107,7 +111,8 @@ def _raw(name, split, data_dir, fake, download, num_fake):
     with _maybe_mock(fake, num_fake):
         return tfds.load(_INFO[name].tfds_name, split=split, as_supervised=True,
                          data_dir=None if fake else data_dir,
-                         download=download and not fake, shuffle_files=False)
+                         download=download and not fake, shuffle_files=False,
+                         decoders=decoders)
 
 
 def _time_shift(clip, max_shift):
@@ -150,6 +155,13 @@ def _image_map(name, augment):
     return fn
 
 
+def _unknown_filter(keep):
+    def fn(clip, label):
+        return tf.logical_or(tf.not_equal(label, SPEECH_UNKNOWN_INDEX),
+                             tf.random.uniform([]) < keep)
+    return fn
+
+
 def few_shot(dataset, samples_per_class, num_classes):
     """Keep the first `samples_per_class` examples of every class (one pass).
 
@@ -181,9 +193,39 @@ def _drop_flag(features, label, keep):
     return features, label
 
 
+def label_counts(name, split, *, data_dir=None, fake=False, download=True,
+                 fake_examples=FAKE_EXAMPLES):
+    """Examples per class of a split (reads labels only, no audio or pixels)."""
+    _check_name(name)
+    tfds = _tfds()
+    feature = "audio" if name == "speech_commands" else "image"
+    raw = _raw(name, split, data_dir, fake, download, fake_examples,
+               decoders={feature: tfds.decode.SkipDecoding()})
+    labels = np.fromiter((int(y) for y in raw.map(lambda x, y: y).as_numpy_iterator()),
+                         dtype=np.int64)
+    return np.bincount(labels, minlength=_INFO[name].num_classes)
+
+
+def unknown_keep_probability(counts, unknown_index=SPEECH_UNKNOWN_INDEX,
+                             share=UNKNOWN_SHARE):
+    """Probability of keeping an `_unknown_` clip so that it makes up `share`.
+
+    TFDS's training split files every non-keyword word under `_unknown_`
+    (more than half of the clips); Hello Edge trains with 10 % unknown.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    if not 0 < share < 1:
+        raise ValueError(f"share of unknown clips must be in (0, 1), got {share}.")
+    unknown = counts[unknown_index]
+    others = counts.sum() - unknown
+    if unknown == 0:
+        return 1.0
+    return float(min(1.0, share / (1 - share) * others / unknown))
+
+
 def load(name, split, *, data_dir=None, fake=False, augment=False,
          samples_per_class=None, window_stride_ms=audio.STRIDE_MS,
-         download=True, fake_examples=FAKE_EXAMPLES):
+         download=True, fake_examples=FAKE_EXAMPLES, unknown_share=None):
     """An unbatched `tf.data.Dataset` of `(features, int32 label)`.
 
     Args:
@@ -196,6 +238,10 @@ def load(name, split, *, data_dir=None, fake=False, augment=False,
         window_stride_ms: MFCC stride for speech (20; 40 for Hello Edge's DNN).
         download: let TFDS download and prepare the data set if missing.
         fake_examples: examples per split in fake mode.
+        unknown_share: speech only: randomly drop `_unknown_` clips (anew
+            every epoch) so that they make up about this share of the split,
+            as Hello Edge's 10 % (costs one pass over the labels). None:
+            keep all of TFDS's clips.
 
     Raises:
         ValueError: unknown data set or split (listing the valid ones).
@@ -203,6 +249,12 @@ def load(name, split, *, data_dir=None, fake=False, augment=False,
     """
     _check_name(name)
     dataset = _raw(name, split, data_dir, fake, download, fake_examples)
+    if name == "speech_commands" and unknown_share is not None:
+        keep = unknown_keep_probability(
+            label_counts(name, split, data_dir=data_dir, fake=fake,
+                         download=download, fake_examples=fake_examples),
+            share=unknown_share)
+        dataset = dataset.filter(_unknown_filter(keep))
     if name == "speech_commands":
         dataset = dataset.map(_speech_map(augment, window_stride_ms),
                               num_parallel_calls=tf.data.AUTOTUNE)

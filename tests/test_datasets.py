@@ -71,3 +71,17 @@ def test_bad_input():
         datasets.load("cifar10", "validation", fake=True)
     with pytest.raises(FileNotFoundError, match="data_dir '/no/such/dir' does not exist"):
         datasets.load("cifar10", "train", data_dir="/no/such/dir")
+
+
+def test_unknown_share():
+    # 10 keywords of 3000 clips, 400 silence, 50000 unknown: keep 3711 unknown.
+    p = datasets.unknown_keep_probability([3000] * 10 + [400, 50000])
+    assert p * 50000 == pytest.approx(0.1 / 0.9 * 30400)
+    assert datasets.unknown_keep_probability([10] * 12) == 1.0
+    counts = datasets.label_counts("speech_commands", "train", fake=True, fake_examples=60)
+    assert counts.sum() == 60 and counts.shape == (12,)
+    _, y = datasets.as_numpy(datasets.load("speech_commands", "train", fake=True,
+                                           fake_examples=60, unknown_share=1e-6))
+    assert counts[11] > 0 and not np.any(y == 11) and len(y) == 60 - counts[11]
+    with pytest.raises(ValueError, match="share"):
+        datasets.unknown_keep_probability(counts, share=1.0)
