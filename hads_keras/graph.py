@@ -273,17 +273,14 @@ def analyze(model):
             tag = in_tags[0]
             spatial = math.prod(inputs[0].shape[1:-1]) * tag.spatial
             tags[id(outputs[0])] = _Tag(tag.group, tag.multiplier, spatial)
-        elif isinstance(layer, keras.layers.Reshape) and (
-                all_fixed or tuple(outputs[0].shape)[-1] == tuple(inputs[0].shape)[-1]):
-            tag = in_tags[0]
-            if all_fixed:
-                tags[id(outputs[0])] = _Tag(tag.group)
-            elif tag.spatial != 1:
-                raise ValueError(
-                    f"Layer '{layer.name}': Reshape after Flatten of a sliced "
-                    "group is not supported.")
-            else:
-                tags[id(outputs[0])] = tag
+        elif isinstance(layer, keras.layers.Reshape) and all_fixed:
+            tags[id(outputs[0])] = _Tag(in_tags[0].group)
+        elif isinstance(layer, keras.layers.Reshape):
+            raise ValueError(
+                f"Layer '{layer.name}' reshapes the sliced group "
+                f"'{in_tags[0].group.name}' to the fixed shape "
+                f"{layer.target_shape}, which narrower subnetworks cannot "
+                "match; use Flatten (or reshape before the first sliced layer).")
         elif isinstance(layer, _CHANNELWISE) or (
                 isinstance(layer, keras.layers.Softmax)):
             if len(inputs) != 1:
@@ -312,7 +309,7 @@ def analyze(model):
                 f"sliced group '{in_tags[0].group.name}' and is not known to "
                 "be width-agnostic; HADS supports Dense, Conv2D, "
                 "DepthwiseConv2D, BatchNormalization and channel-wise layers "
-                "(activations, pooling, Flatten, Dropout, Reshape) between them.")
+                "(activations, pooling, Flatten, Dropout) between them.")
 
     for t in functional.outputs:
         tags[id(t)].group.fixed = True

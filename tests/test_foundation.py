@@ -318,3 +318,24 @@ def test_costs_match_the_sliced_models(family):
         assert costs[k]["macs"] == _independent_macs(standalone)
     assert costs[0] == hads.model_costs(nested)
     assert costs[0]["macs"] > costs[1]["macs"] > costs[2]["macs"] > costs[3]["macs"]
+
+
+def test_static_subnetworks_pass_truly_narrow_tensors():
+    nested = nested_family("ds_cnn")
+    x = families.inputs_for(nested.network)
+    probe = keras.Model(nested.network.inputs,
+                        [nested.network.get_layer("pw1_relu").output, nested.network.output])
+    with hads.static_subnetwork(2):
+        narrow, out = probe(x, training=False)
+    assert narrow.shape[-1] == nested.plan.widths("pw1")[2]
+    nested.set_subnetwork(2)
+    np.testing.assert_allclose(out.numpy(), nested(x, training=False).numpy(), atol=1e-5)
+
+
+def test_reshape_of_a_sliced_group_is_rejected():
+    inputs = keras.Input((4, 5))
+    x = keras.layers.Dense(6, name="hidden")(inputs)
+    x = keras.layers.Reshape((2, 12), name="fold")(x)
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
+    with pytest.raises(ValueError, match="fold"):
+        hads.convert(model)

@@ -1,5 +1,7 @@
 """Shared behaviour of the HADS layers: where their widths come from."""
 
+import keras
+
 from hads_keras._runtime import LayerSlicing
 
 
@@ -27,6 +29,10 @@ class SlicedLayerMixin:
         # object.__setattr__: keep Keras from tracking the shared selector
         # variable as a weight of every layer.
         object.__setattr__(self, "_hads_slicing", slicing)
+        if slicing is not None and slicing.in_widths is not None and self.built:
+            # Inputs may be narrower than the full width (static subnetworks
+            # pass truly narrow tensors); keep only the rank check.
+            self.input_spec = keras.layers.InputSpec(ndim=len(self.input.shape))
 
     def _check_channels_last(self):
         if getattr(self, "data_format", "channels_last") != "channels_last":

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from hads_keras._runtime import is_full, pad_channels
+from hads_keras._runtime import pad_channels, take_prefix
 from hads_keras.layers._base import SlicedLayerMixin
 
 
@@ -91,8 +91,7 @@ class BatchNormalization(SlicedLayerMixin, keras.layers.BatchNormalization):
             index = slicing.index(self.name)
             width = slicing.width(slicing.in_widths, self.name)
         compute_dtype = keras.backend.result_type(inputs.dtype, "float32")
-        x = tf.cast(inputs if is_full(width, channels) else inputs[..., :width],
-                    compute_dtype)
+        x = tf.cast(take_prefix(inputs, width), compute_dtype)
         moving_mean = tf.cast(self.moving_mean, compute_dtype)
         moving_variance = tf.cast(self.moving_variance, compute_dtype)
         gamma = tf.cast(self.gamma[:width], compute_dtype) if self.scale else None

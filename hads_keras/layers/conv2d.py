@@ -2,7 +2,7 @@
 
 import keras
 
-from hads_keras._runtime import is_full, pad_channels
+from hads_keras._runtime import is_full, pad_channels, take_prefix
 from hads_keras.layers._base import SlicedLayerMixin
 
 
@@ -34,7 +34,7 @@ class Conv2D(SlicedLayerMixin, keras.layers.Conv2D):
                 else slicing.width(slicing.in_widths, self.name))
         out_w = (self.filters if slicing.out_widths is None
                  else slicing.width(slicing.out_widths, self.name))
-        x = inputs if is_full(in_w, full_in) else inputs[..., :in_w]
+        x = take_prefix(inputs, in_w)
         kernel = self.kernel
         if not (is_full(in_w, full_in) and is_full(out_w, self.filters)):
             kernel = kernel[..., :in_w, :out_w]

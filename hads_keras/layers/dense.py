@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from hads_keras._runtime import is_full, pad_channels
+from hads_keras._runtime import is_full, pad_channels, take_prefix
 from hads_keras.layers._base import SlicedLayerMixin
 
 
@@ -35,12 +35,15 @@ class Dense(SlicedLayerMixin, keras.layers.Dense):
             in_w = slicing.width(slicing.in_widths, self.name)
             positions = slicing.in_spatial
             if positions == 1:
-                x = inputs if is_full(in_w, full_in) else inputs[..., :in_w]
+                x = take_prefix(inputs, in_w)
                 kernel = kernel[:in_w]
             elif not is_full(in_w, full_in // positions):
                 channels = full_in // positions
-                x = tf.reshape(inputs, [-1, positions, channels])[:, :, :in_w]
-                x = tf.reshape(x, [-1, positions * in_w])
+                if isinstance(in_w, int) and inputs.shape[-1] == positions * in_w:
+                    x = inputs  # already the narrow layout (static subnetwork)
+                else:
+                    x = tf.reshape(inputs, [-1, positions, channels])[:, :, :in_w]
+                    x = tf.reshape(x, [-1, positions * in_w])
                 kernel = tf.reshape(kernel, [positions, channels, self.units])
                 kernel = tf.reshape(kernel[:, :in_w], [positions * in_w, self.units])
             else:

@@ -2,7 +2,7 @@
 
 import keras
 
-from hads_keras._runtime import is_full, pad_channels
+from hads_keras._runtime import is_full, pad_channels, take_prefix
 from hads_keras.layers._base import SlicedLayerMixin
 
 
@@ -32,7 +32,7 @@ class DepthwiseConv2D(SlicedLayerMixin, keras.layers.DepthwiseConv2D):
         if is_full(in_w, full_in):
             return super().call(inputs)
         outputs = keras.ops.depthwise_conv(
-            inputs[..., :in_w],
+            take_prefix(inputs, in_w),
             self.kernel[..., :in_w, :],
             strides=self.strides,
             padding=self.padding,
