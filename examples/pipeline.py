@@ -54,6 +54,11 @@ def define_flags(out_dir, batch_size, pretrain_epochs, finetune_epochs,
                          lower_bound=0)
     flags.DEFINE_integer("batch_size", batch_size, "Batch size.")
     flags.DEFINE_float("learning_rate", learning_rate, "Adam learning rate.")
+    flags.DEFINE_bool("lr_steps", True,
+                      "Hello Edge's three-step schedule: the learning rate is "
+                      "divided by 5 after a third and again after two thirds of "
+                      "the epochs (5e-4, 1e-4, 2e-5 in Hello Edge), in pretraining "
+                      "and in fine-tuning.")
     flags.DEFINE_integer("importance_batches", 100,
                          "Training batches over which Taylor importance is accumulated.")
     flags.DEFINE_enum("method", "bottom_up", METHODS,
@@ -181,6 +186,21 @@ def load_checkpoint(path, reference):
     return reference
 
 
+def step_schedule(base, epochs):
+    """Learning rate of each epoch: base, base / 5, base / 25 by thirds."""
+    def rate(epoch, lr=None):
+        if not FLAGS.lr_steps:
+            return base
+        third = epochs / 3
+        return base * (1.0 if epoch < third else 0.2 if epoch < 2 * third else 0.04)
+    return rate
+
+
+def lr_callbacks(epochs):
+    import keras
+    return [keras.callbacks.LearningRateScheduler(step_schedule(FLAGS.learning_rate, epochs))]
+
+
 def compile_plain(model):
     import keras
     model.compile(optimizer=keras.optimizers.Adam(FLAGS.learning_rate),
@@ -196,7 +216,8 @@ def pretrain(model, data):
     _log("Pretraining %s for %d epochs", model.name, FLAGS.pretrain_epochs)
     history = model.fit(data["train"],
                         validation_data=data["val"] if FLAGS.validate else None,
-                        epochs=FLAGS.pretrain_epochs, verbose=2)
+                        epochs=FLAGS.pretrain_epochs, verbose=2,
+                        callbacks=lr_callbacks(FLAGS.pretrain_epochs))
     model.save(path)
     return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
@@ -290,7 +311,8 @@ def run(model, dataset_name, labels=None, window_stride_ms=None, extra=None,
              FLAGS.finetune_epochs)
         history = nested.fit(data["few"],
                              validation_data=data["val"] if FLAGS.validate else None,
-                             epochs=FLAGS.finetune_epochs, verbose=2)
+                             epochs=FLAGS.finetune_epochs, verbose=2,
+                             callbacks=lr_callbacks(FLAGS.finetune_epochs))
         results["finetune_history"] = {k: [float(v) for v in vals]
                                        for k, vals in history.history.items()}
     _log("Evaluating every subnetwork")
