@@ -1,7 +1,8 @@
 """`hads demo`: the whole HADS pipeline on scikit-learn's digits, in minutes.
 
     hads demo [--model ds_cnn|cnn|dnn] [--epochs 30] [--finetune-epochs 15]
-              [--seed 0] [--out hads_demo] [--few-shot N] [--no-export]
+              [--seed 0] [--out hads_demo] [--few-shot N]
+              [--method bottom_up|top_down|joint] [--no-export]
 
 1. Load `sklearn.datasets.load_digits` (1,797 real 8x8 images, 10 classes;
    ships with scikit-learn, no download); fixed stratified 75/25 split.
@@ -102,8 +103,8 @@ def _compile(model, learning_rate, **kwargs):
 # Pipeline ----------------------------------------------------------------
 
 def run(model_name="ds_cnn", epochs=30, finetune_epochs=15, seed=0,
-        out="hads_demo", few_shot=None, batch_size=32, export=True,
-        verbose=1, log=print):
+        out="hads_demo", few_shot=None, method="bottom_up", batch_size=32,
+        export=True, verbose=1, log=print):
     """Run the demo; returns the results dict (also in `out/results.json`).
 
     Args:
@@ -115,6 +116,9 @@ def run(model_name="ds_cnn", epochs=30, finetune_epochs=15, seed=0,
         out: output folder (created).
         few_shot: fine-tune on only this many training samples per class
             (`hads_keras.fewshot.samples_per_class`); None: all.
+        method: the knapsack heuristic of `hads_keras.solve` ("bottom_up",
+            "top_down" or "joint"), for HADS and the L1/random baselines;
+            with `few_shot` this is the paper's bottom-up vs top-down study.
         batch_size: training batch size.
         export: also write the TFLite / C array export when
             `hads_keras.export` is installed.
@@ -155,12 +159,12 @@ def run(model_name="ds_cnn", epochs=30, finetune_epochs=15, seed=0,
     batches = tf.data.Dataset.from_tensor_slices((x_train, y_train)).batch(64)
     plans = {
         "HADS": hads.solve(model, hads.taylor_importance(model, batches),
-                           mac_targets=MAC_TARGETS),
+                           mac_targets=MAC_TARGETS, method=method),
         "uniform": hads.uniform_plan(model, MAC_TARGETS),
         "L1": hads.solve(model, hads.l1_importance(model),
-                         mac_targets=MAC_TARGETS),
+                         mac_targets=MAC_TARGETS, method=method),
         "random": hads.solve(model, hads.random_importance(model, seed=seed),
-                             mac_targets=MAC_TARGETS),
+                             mac_targets=MAC_TARGETS, method=method),
     }
     log(str(plans["HADS"]))
 
@@ -172,12 +176,13 @@ def run(model_name="ds_cnn", epochs=30, finetune_epochs=15, seed=0,
         log(f"      fine-tuning on {few_shot} samples per class "
             f"({len(x_tune)} images)")
     results = {"model": model_name, "seed": seed, "epochs": epochs,
+               "method": method,
                "finetune_epochs": finetune_epochs, "few_shot": few_shot,
                "mac_targets": list(MAC_TARGETS),
                "full_network_accuracy": full_accuracy, "methods": {}}
     nested_models = {}
-    for i, (method, plan) in enumerate(plans.items()):
-        log(f"[3/5] fine-tuning {method} ({i + 1}/{len(plans)}, "
+    for i, (label, plan) in enumerate(plans.items()):
+        log(f"[3/5] fine-tuning {label} ({i + 1}/{len(plans)}, "
             f"{finetune_epochs} epochs)")
         keras.utils.set_random_seed(seed)
         nested = hads.apply(model, plan)
@@ -188,7 +193,7 @@ def run(model_name="ds_cnn", epochs=30, finetune_epochs=15, seed=0,
                        batch_size=batch_size, verbose=verbose)
         after = nested.evaluate(x_test, y_test, verbose=0, return_dict=True)
         count = plan.num_subnetworks
-        results["methods"][method] = {
+        results["methods"][label] = {
             "widths": {g: list(plan.widths(g)) for g in plan.groups},
             "macs": [c["macs"] for c in plan.costs],
             "params": [c["params"] for c in plan.costs],
@@ -196,7 +201,7 @@ def run(model_name="ds_cnn", epochs=30, finetune_epochs=15, seed=0,
                                            for k in range(count)],
             "accuracy": [after[f"sub{k}_accuracy"] for k in range(count)],
         }
-        nested_models[method] = nested
+        nested_models[label] = nested
 
     # 4. Files.
     log(f"[4/5] writing {out}/")
@@ -204,9 +209,9 @@ def run(model_name="ds_cnn", epochs=30, finetune_epochs=15, seed=0,
     hads_nested.set_subnetwork(0)
     hads_nested.save(out / "nested.keras")
     plans["HADS"].save(out / "plan.json")
-    for method, plan in plans.items():
-        if method != "HADS":
-            plan.save(out / f"plan_{method.lower()}.json")
+    for label, plan in plans.items():
+        if label != "HADS":
+            plan.save(out / f"plan_{label.lower()}.json")
     full_macs = results["methods"]["HADS"]["macs"][0]
     plots.accuracy_vs_macs(
         {m: (r["macs"], r["accuracy"]) for m, r in results["methods"].items()},
@@ -304,6 +309,9 @@ def add_parser(subparsers):
     parser.add_argument("--out", default="hads_demo", help="output folder")
     parser.add_argument("--few-shot", type=int, default=None, metavar="N",
                         help="fine-tune on N training samples per class")
+    parser.add_argument("--method", default="bottom_up",
+                        choices=("bottom_up", "top_down", "joint"),
+                        help="knapsack heuristic for HADS, L1 and random")
     parser.add_argument("--no-export", action="store_true",
                         help="skip the TFLite / C array export")
     parser.add_argument("--quiet", action="store_true",
@@ -316,7 +324,7 @@ def _run_command(args):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     results = run(args.model, epochs=args.epochs,
                   finetune_epochs=args.finetune_epochs, seed=args.seed,
-                  out=args.out, few_shot=args.few_shot,
+                  out=args.out, few_shot=args.few_shot, method=args.method,
                   export=not args.no_export, verbose=0 if args.quiet else 2)
     print(f"done in {results['seconds']} s; files in {args.out}/")
     return 0

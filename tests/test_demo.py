@@ -17,7 +17,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
     code = cli.main(["demo", "--model", "dnn", "--epochs", "2",
                      "--finetune-epochs", "1", "--seed", "3", "--out", str(out),
-                     "--no-export", "--quiet"])
+                     "--few-shot", "20", "--method", "top_down", "--no-export", "--quiet"])
     assert code == 0
     printed = capsys.readouterr().out
     for name in ("nested.keras", "plan.json", "plan_uniform.json",
@@ -26,6 +26,8 @@ def test_demo_end_to_end(tmp_path, capsys):
         assert (out / name).stat().st_size > 0, name
     results = json.loads((out / "results.json").read_text())
     assert results["seed"] == 3 and results["model"] == "dnn"
+    assert results["method"] == "top_down"
+    assert results["few_shot"] == 20 and "fine-tuning on 20 samples" in printed
     assert set(results["methods"]) == {"HADS", "uniform", "L1", "random"}
     full_macs = results["methods"]["HADS"]["macs"][0]
     for method, r in results["methods"].items():
