@@ -24,3 +24,12 @@ from hads_keras.training import NestedModel, apply, set_subnetwork
 from hads_keras.importance import (TaylorImportance, l1_importance,
                                    random_importance, taylor_importance)
 from hads_keras.solve import solve, uniform_plan
+
+
+def __getattr__(name):
+    # `hads_keras.export` loads the TFLite tooling only when first used.
+    if name == "export":
+        import importlib
+
+        return importlib.import_module("hads_keras.export")
+    raise AttributeError(f"module 'hads_keras' has no attribute {name!r}")

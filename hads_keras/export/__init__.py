@@ -27,6 +27,6 @@ from hads_keras.export.c_array import c_array, c_source
 from hads_keras.export.checks import (
     arena_size, check_nested, format_report, run_litert, run_tflm,
     subnetwork_report)
-from hads_keras.export.bundle import export_all
+from hads_keras.export.bundle import arduino_sketch, export_all
 
 # The Arduino exporter is a submodule of its own: hads_keras.export.arduino.

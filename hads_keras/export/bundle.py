@@ -68,3 +68,22 @@ def export_all(nested, out_dir, representative_data, x_test=None, y_test=None,
                     nested, k, representative_data if int8 else None, int8=int8))
         log(f"per-subnetwork models -> {out}/subnetwork_<k>_<float|int8>.tflite")
     return result
+
+
+def arduino_sketch(nested, out_dir, representative_data, labels=None,
+                   example="AdaptiveInference"):
+    """Export a nested model straight into an Arduino sketch folder.
+
+    The nested int8 model (with its plan and labels as metadata) becomes the
+    sketch's `hads_model.h`, next to a copy of the library example
+    `example` ("AdaptiveInference" or "BudgetDriven"); open the folder in
+    the Arduino IDE with the HADS library installed.
+
+    Returns:
+        The path of the sketch's `.ino` file.
+    """
+    from hads_keras.export import arduino
+
+    nested_bytes = tflite_nested(nested, None, representative_data, labels=labels)
+    return arduino.write_sketch(nested_bytes, out_dir, plan=nested.plan.to_dict(),
+                                labels=labels, example=example)
