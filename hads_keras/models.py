@@ -36,7 +36,9 @@ DS-CNN L   28,327,812   422,844      56.9 M          497.6 KB
 
 2 x MACs + bias additions reproduces the DNN figures exactly (158,844 and
 990,168) and the CNN ones to the digit shown; the DS-CNN ones are within
-2 % (5.31 M and 56.66 M before the BN/ReLU/pooling operations).
+2 % (5.31 M and 56.66 M before the BN/ReLU/pooling operations). The memory
+column is quoted for orientation only: it depends on Hello Edge's
+activation buffers and is not re-derived here.
 The table is checked by `tests/test_models.py` against layer-by-layer
 arithmetic written independently of `hads_keras.costs`.
 
