@@ -24,18 +24,31 @@
 #define HADS_TFLM_OPS_HADS_OPS_H_
 
 #include "tensorflow/lite/c/common.h"
-#include "tensorflow/lite/micro/micro_common.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+
+// TFLite Micro renamed TfLiteRegistration to TFLMRegistration (declared in
+// micro_common.h) in 2023; builds that predate it, such as the one in the
+// Arduino library Chirale_TensorFLowLite 2.0.0, only have the old name.
+#if defined(__has_include)
+#if __has_include("tensorflow/lite/micro/micro_common.h")
+#include "tensorflow/lite/micro/micro_common.h"
+#define HADS_HAVE_TFLM_REGISTRATION 1
+#endif
+#endif
+#ifndef HADS_HAVE_TFLM_REGISTRATION
+typedef TfLiteRegistration TFLMRegistration;
+#endif
 
 namespace hads {
 
-// Custom operator codes, as written by the exporter.
-inline constexpr char kHadsFullyConnected[] = "HADS_FULLY_CONNECTED";
-inline constexpr char kHadsConv2D[] = "HADS_CONV_2D";
-inline constexpr char kHadsDepthwiseConv2D[] = "HADS_DEPTHWISE_CONV_2D";
+// Custom operator codes, as written by the exporter. (Plain constexpr, not
+// inline: the Arduino mbed core compiles with gnu++14.)
+constexpr char kHadsFullyConnected[] = "HADS_FULLY_CONNECTED";
+constexpr char kHadsConv2D[] = "HADS_CONV_2D";
+constexpr char kHadsDepthwiseConv2D[] = "HADS_DEPTHWISE_CONV_2D";
 
 // Format version of the custom options these operators read.
-inline constexpr int kHadsOptionsVersion = 1;
+constexpr int kHadsOptionsVersion = 1;
 
 TFLMRegistration Register_HADS_FULLY_CONNECTED();
 TFLMRegistration Register_HADS_CONV_2D();
@@ -47,10 +60,11 @@ TFLMRegistration Register_HADS_DEPTHWISE_CONV_2D();
 template <unsigned int tOpCount>
 TfLiteStatus AddHadsOps(tflite::MicroMutableOpResolver<tOpCount>& resolver) {
   // AddCustom copies the registration and keeps the name pointer (a string
-  // literal with static storage).
-  const TFLMRegistration fully_connected = Register_HADS_FULLY_CONNECTED();
-  const TFLMRegistration conv = Register_HADS_CONV_2D();
-  const TFLMRegistration depthwise = Register_HADS_DEPTHWISE_CONV_2D();
+  // literal with static storage). Not const: older TFLite Micro releases
+  // take a non-const registration pointer.
+  TFLMRegistration fully_connected = Register_HADS_FULLY_CONNECTED();
+  TFLMRegistration conv = Register_HADS_CONV_2D();
+  TFLMRegistration depthwise = Register_HADS_DEPTHWISE_CONV_2D();
   TfLiteStatus status = resolver.AddCustom(kHadsFullyConnected,
                                            &fully_connected);
   if (status != kTfLiteOk) return status;
