@@ -95,8 +95,8 @@ def slicing_points(plan, path, title="Slicing points per layer"):
     axes.set_ylim(0, 110)
     axes.set_title(title)
     axes.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3),
-                ncol=min(count, 4), frameon=False)
+                ncol=2, frameon=False)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(figure)
     return path
