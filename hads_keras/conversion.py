@@ -7,7 +7,7 @@ from hads_keras import _keras_compat
 from hads_keras import graph as graph_lib
 from hads_keras import layers as hads_layers
 
-_HADS_CLASSES = (
+HADS_CLASSES = (
     (keras.layers.DepthwiseConv2D, hads_layers.DepthwiseConv2D),
     (keras.layers.Conv2D, hads_layers.Conv2D),
     (keras.layers.Dense, hads_layers.Dense),
@@ -17,7 +17,7 @@ _HADS_CLASSES = (
 
 def hads_class(layer):
     """The HADS class replacing `layer`'s class, or None."""
-    for keras_cls, cls in _HADS_CLASSES:
+    for keras_cls, cls in HADS_CLASSES:
         if isinstance(layer, keras_cls):
             if type(layer) not in (keras_cls, cls):
                 raise ValueError(

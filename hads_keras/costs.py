@@ -81,6 +81,13 @@ def evaluate(terms, widths):
     return {r: int(round(v)) for r, v in totals.items()}
 
 
+def evaluate_per_subnetwork(terms, widths):
+    """`evaluate` for every subnetwork; `widths`: group -> widths per subnetwork."""
+    count = len(next(iter(widths.values())))
+    return [evaluate(terms, {g: w[k] for g, w in widths.items()})
+            for k in range(count)]
+
+
 def full_widths(model_or_analysis):
     analysis = _analysis(model_or_analysis)
     return {g.name: g.width for g in analysis.sliceable}
@@ -94,9 +101,8 @@ def subnetwork_costs(model, plan, resources=RESOURCES):
     """
     analysis = _analysis(model)
     plan.check_matches(analysis)
-    terms = cost_terms(analysis, resources)
-    return [evaluate(terms, {g: plan.widths(g)[k] for g in plan.groups})
-            for k in range(plan.num_subnetworks)]
+    return evaluate_per_subnetwork(cost_terms(analysis, resources),
+                                   {g: plan.widths(g) for g in plan.groups})
 
 
 def model_costs(model, resources=RESOURCES):

@@ -4,14 +4,11 @@ import keras
 import numpy as np
 
 from hads_keras import _keras_compat
+from hads_keras import conversion
 from hads_keras.layers._base import SlicedLayerMixin
 
-_KERAS_CLASSES = {
-    "Dense": keras.layers.Dense,
-    "Conv2D": keras.layers.Conv2D,
-    "DepthwiseConv2D": keras.layers.DepthwiseConv2D,
-    "BatchNormalization": keras.layers.BatchNormalization,
-}
+# The inverse of `convert`'s table: each HADS class -> its Keras class.
+_KERAS_CLASSES = {cls: keras_cls for keras_cls, cls in conversion.HADS_CLASSES}
 
 
 def extract_subnetwork(model, index):
@@ -49,7 +46,7 @@ def extract_subnetwork(model, index):
         config = layer.get_config()
         cls = layer.__class__
         if isinstance(layer, SlicedLayerMixin):
-            cls = _KERAS_CLASSES[cls.__name__]
+            cls = _KERAS_CLASSES[cls]
             config.pop("num_subnetworks", None)
             _, out_w, _ = widths(layer)
             if out_w is not None:

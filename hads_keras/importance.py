@@ -79,18 +79,12 @@ def _group_parameters(model, group, parameter):
             if not layer.scale:
                 raise ValueError(f"Layer '{layer.name}' has scale=False: no gamma to score group '{group.name}' with.")
             out.append(_UnitParameter(layer.gamma, member, "vector", group.width, layer))
-        elif parameter == "producer":
-            if member.role != "producer":
-                continue
+        elif member.role == "producer":  # "producer" and "all"
             out.append(_UnitParameter(layer.kernel, member, "kernel_out", group.width, layer))
             if layer.use_bias:
                 out.append(_UnitParameter(layer.bias, member, "vector", group.width, layer))
-        else:  # all
-            if member.role == "producer":
-                out.append(_UnitParameter(layer.kernel, member, "kernel_out", group.width, layer))
-                if layer.use_bias:
-                    out.append(_UnitParameter(layer.bias, member, "vector", group.width, layer))
-            elif member.role == "batchnorm":
+        elif parameter == "all":
+            if member.role == "batchnorm":
                 for v in (layer.gamma if layer.scale else None,
                           layer.beta if layer.center else None):
                     if v is not None:
@@ -108,14 +102,18 @@ def _group_parameters(model, group, parameter):
     return out
 
 
+def _check_options(parameter, mode):
+    if parameter not in PARAMETERS:
+        raise ValueError(f"parameter must be one of {PARAMETERS}, got {parameter!r}.")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+
+
 class _Accumulator:
     """Per-unit Taylor statistics, updated from (gradient, variable) pairs."""
 
     def __init__(self, model, parameter="auto", mode="accumulated"):
-        if parameter not in PARAMETERS:
-            raise ValueError(f"parameter must be one of {PARAMETERS}, got {parameter!r}.")
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+        _check_options(parameter, mode)
         self.mode = mode
         network = _keras_compat.unwrap(model)
         analysis = graph_lib.analyze(network)
@@ -127,6 +125,9 @@ class _Accumulator:
             for p in plist:
                 variables[id(p.variable)] = p.variable
         self._variables = variables
+        # Gradients arrive paired with backend variables or Keras ones;
+        # both map to the Keras variable's id.
+        self._key_of = {id(_raw(v)): k for k, v in variables.items()}
         self.batches = keras.Variable(0, dtype="int64", trainable=False, name="taylor_batches")
         if mode == "accumulated":
             # Accumulated gradient per variable; scores use the final weights.
@@ -142,8 +143,9 @@ class _Accumulator:
         """Add one batch (graph-safe). Ignores variables it does not score."""
         grads = {}
         for g, v in grads_and_vars:
-            if g is not None and id(_raw(v)) in self._by_raw_id():
-                grads[self._by_raw_id()[id(_raw(v))]] = g
+            key = self._key_of.get(id(_raw(v)))
+            if g is not None and key is not None:
+                grads[key] = g
         if self.mode == "accumulated":
             for key, g in grads.items():
                 self.sums[key].assign_add(tf.cast(tf.convert_to_tensor(g), "float32"))
@@ -157,11 +159,6 @@ class _Accumulator:
                     total += p.per_unit(tf.convert_to_tensor(g) * tf.convert_to_tensor(p.variable))
                 self.sums[group.name].assign_add(tf.square(tf.cast(total, "float64")))
         self.batches.assign_add(1)
-
-    def _by_raw_id(self):
-        if not hasattr(self, "_raw_ids"):
-            self._raw_ids = {id(_raw(v)): k for k, v in self._variables.items()}
-        return self._raw_ids
 
     def scores(self):
         batches = int(keras.ops.convert_to_numpy(self.batches))
@@ -215,10 +212,7 @@ class TaylorImportance(keras.callbacks.Callback):
         super().__init__()
         if batches is not None and int(batches) < 1:
             raise ValueError(f"batches must be >= 1 (or None for all), got {batches}.")
-        if parameter not in PARAMETERS:
-            raise ValueError(f"parameter must be one of {PARAMETERS}, got {parameter!r}.")
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+        _check_options(parameter, mode)
         self.batches = None if batches is None else int(batches)
         self.parameter = parameter
         self.mode = mode

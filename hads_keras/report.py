@@ -22,7 +22,7 @@ def describe(model):
         lines += ["", f"no plan installed; full model: {full['macs']:,} MACs, "
                       f"{full['params']:,} parameters"]
         return "\n".join(lines)
-    plan = Plan(dict((g, plan.widths(g)) for g in plan.groups),
+    plan = Plan({g: plan.widths(g) for g in plan.groups},
                 costs=costs_lib.subnetwork_costs(network, plan), info=plan.info)
     lines += ["", f"plan: {plan.num_subnetworks} subnetworks "
                   f"(active: {model.active_subnetwork})", str(plan)]

@@ -91,12 +91,10 @@ def solve(model, importance, mac_targets=None, *, param_targets=None,
         problem, targets, method=method, solver=solver, costs=costs, eps=eps,
         multiple_of=multiple_of, time_limit=time_limit, verbose=verbose)
     widths = {name: list(result.widths[name]) for name in order}
-    plan = Plan(widths, order=order, info={
-        "method": method, "solver": result.solver, "costs": costs,
-        "targets": targets, "report": str(result)})
-    network = _keras_compat.unwrap(model)
-    return Plan(widths, costs=costs_lib.subnetwork_costs(network, plan),
-                order=order, info=plan.info)
+    return Plan(widths, costs=costs_lib.evaluate_per_subnetwork(problem.terms, widths),
+                order=order, info={
+                    "method": method, "solver": result.solver, "costs": costs,
+                    "targets": targets, "report": str(result)})
 
 
 def uniform_plan(model, mac_targets, min_width=1):
@@ -107,15 +105,16 @@ def uniform_plan(model, mac_targets, min_width=1):
     """
     network = _keras_compat.unwrap(model)
     analysis = graph_lib.analyze(network)
-    terms = costs_lib.cost_terms(analysis, ("macs",))
+    terms = costs_lib.cost_terms(analysis)
+    mac_terms = [t for t in terms if t.resource == "macs"]
     full = costs_lib.full_widths(analysis)
-    full_macs = costs_lib.evaluate(terms, full)["macs"]
+    full_macs = costs_lib.evaluate(mac_terms, full)["macs"]
     fractions = _check_fractions(mac_targets)
 
     def widths_at(r):
         return {g: max(min(min_width, w), int(np.floor(r * w + 1e-9))) for g, w in full.items()}
 
-    floor = costs_lib.evaluate(terms, widths_at(0.0))["macs"]
+    floor = costs_lib.evaluate(mac_terms, widths_at(0.0))["macs"]
     per_group = {g: [w] for g, w in full.items()}
     for fraction in fractions[1:]:
         budget = fraction * full_macs
@@ -126,14 +125,14 @@ def uniform_plan(model, mac_targets, min_width=1):
         lo, hi = 0.0, 1.0
         for _ in range(60):
             mid = (lo + hi) / 2
-            if costs_lib.evaluate(terms, widths_at(mid))["macs"] <= budget:
+            if costs_lib.evaluate(mac_terms, widths_at(mid))["macs"] <= budget:
                 lo = mid
             else:
                 hi = mid
         for g, w in widths_at(lo).items():
             per_group[g].append(min(w, per_group[g][-1]))
-    plan = Plan(per_group, info={"method": "uniform", "targets": {"macs": fractions}})
-    return Plan(per_group, costs=costs_lib.subnetwork_costs(network, plan), info=plan.info)
+    return Plan(per_group, costs=costs_lib.evaluate_per_subnetwork(terms, per_group),
+                info={"method": "uniform", "targets": {"macs": fractions}})
 
 
 def _check_fractions(targets):
