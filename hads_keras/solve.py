@@ -38,6 +38,12 @@ def build_problem(model, importance, min_width=1):
         raise ValueError(
             f"Importance names groups {unknown} that the model does not slice; "
             f"sliceable groups: {names}.")
+    narrowest = min(sliceable, key=lambda g: g.width, default=None)
+    if narrowest is not None and min_width > narrowest.width:
+        raise ValueError(
+            f"min_width={min_width} exceeds group '{narrowest.name}', which has "
+            f"{narrowest.width} units; give min_width <= {narrowest.width} (the "
+            "narrowest group's width).")
     specs, order = [], {}
     for group in sliceable:
         if group.name not in scores:
@@ -55,11 +61,6 @@ def build_problem(model, importance, min_width=1):
                 f"Importance of group '{group.name}' is negative at unit {unit} "
                 f"({values[unit]:g}); importance must be >= 0 (Taylor scores are "
                 "absolute values): pass abs(scores).")
-        if min_width > group.width:
-            raise ValueError(
-                f"min_width={min_width} exceeds group '{group.name}', which has "
-                f"{group.width} units; give min_width <= {group.width} (the "
-                "narrowest group's width).")
         order[group.name] = np.argsort(-values, kind="stable")
         specs.append(knapsack.GroupSpec(
             group.name, values[order[group.name]], min_width))

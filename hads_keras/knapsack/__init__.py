@@ -46,7 +46,7 @@ medians of 3 plans, bottom-up / top-down, 4 subnetworks at 100/75/50/25 %):
 
 CP-SAT proves every stage optimal (DS-CNN L: 0.9-1.9 s per stage here,
 its child-process start included); the FPTAS was faster on 11 of the 12
-plans and within 2e-6 of CP-SAT's importance on every one, so it stays the
+plans and within 4e-6 (relative) of CP-SAT's importance on every one, so it stays the
 default; pass solver="cp-sat" for a proof of optimality. OR-Tools'
 branch and bound is fastest on the CNNs but hits its limit on the wide
 models (all units of a group weigh the same). Every solver gives the same
