@@ -210,3 +210,32 @@ def test_cpsat_expressions_do_not_alias_shared_parts():
     assert str(width.expr()) == before
     assert cost.coefs == {x[0].Index(): 4, x[1].Index(): 4, x[2].Index(): 1}
     assert cost.const == 8
+
+
+def test_the_cpsat_child_is_stopped_at_its_deadline(monkeypatch):
+    """A call that does not answer within time_limit (+ margin) is stopped
+    with a TimeoutError instead of holding the caller (here: a sleep)."""
+    import time
+
+    from hads_keras.knapsack import _isolate
+    monkeypatch.setattr(_isolate, "DEADLINE_MARGIN", 0.2)
+    monkeypatch.setattr(_isolate, "START_MARGIN", 10.0)
+    with pytest.raises(TimeoutError, match="sleep: no answer within time_limit=0.5"):
+        _isolate._call(time.sleep, (600,), {}, time_limit=0.5)
+    assert _isolate._worker is None  # the next call starts a fresh child
+    assert _isolate._call(abs, (-3,), {}, time_limit=5) == 3
+
+
+def test_joint_gives_cp_sat_only_what_is_left_of_time_limit(monkeypatch):
+    from hads_keras.knapsack import drivers
+    seen = {}
+    real = drivers.cpsat.joint
+
+    def recording(*args, **kwargs):
+        seen["time_limit"] = kwargs["time_limit"]
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(drivers.cpsat, "joint", recording)
+    p = shapes.dnn((5, 4, 6), n_in=7, n_out=3, seed=1)
+    solve_problem(p, {"macs": [1.0, 0.6, 0.3]}, method="joint", time_limit=3.0)
+    assert 0 < seen["time_limit"] < 3.0
