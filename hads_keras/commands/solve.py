@@ -13,7 +13,7 @@ where the importance of every unit comes from (required). Either an .npz
 file of scores: one array per sliceable group, keyed by the group's name
 (`hads report MODEL.keras` lists them), with one score >= 0 per unit in the
 layer's own unit order, e.g. np.savez("importance.npz",
-**hads.taylor_importance(model, batches)) or, after model.fit with the
+**hads.taylor_importance(model, dataset)) or, after model.fit with the
 callback, np.savez("importance.npz", **importance.scores). Or a baseline:
 'l1' (L1 norm of each unit's weights) or 'random'; they are what HADS is
 compared against, not a substitute for Taylor importance."""
