@@ -46,9 +46,10 @@ def load_api():
     import importlib
 
     for name, (module, attr) in _API.items():
-        if name not in globals():
-            mod = importlib.import_module(module)
-            globals()[name] = mod if attr is None else getattr(mod, attr)
+        # Always assigned: importing the submodule hads_keras.solve sets the
+        # package attribute `solve` to the module, the API wants the function.
+        mod = importlib.import_module(module)
+        globals()[name] = mod if attr is None else getattr(mod, attr)
 
 
 def _started_as_cli():

@@ -85,8 +85,9 @@ def native_stderr_dropped():
         sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
-        replaced, sys.stderr = sys.stderr, python_stderr
-        replaced.close()
+        # Not closed: logging handlers created meanwhile may still hold it
+        # (it writes to the real stderr, as they should).
+        sys.stderr = python_stderr
 
 
 def main(argv=None):
@@ -105,6 +106,11 @@ def main(argv=None):
         with quiet:
             if not verbose:
                 _quiet_python_logging()
+            if not args.func.__module__.startswith("hads_keras.commands."):
+                # Other modules (the demo) expect what `import hads_keras`
+                # gives elsewhere; hads_keras.commands import what they need.
+                import hads_keras
+                hads_keras.load_api()
             return args.func(args) or 0
     except CommandError as error:
         print(f"hads {args.command}: {error}", file=sys.stderr)

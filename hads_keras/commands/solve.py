@@ -105,8 +105,10 @@ def run(args):
     try:
         plan = solve(model, scores, mac_targets=args.mac_targets, method=args.method,
                      min_width=args.min_width, multiple_of=args.multiple_of)
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError) as error:  # the inputs: targets, scores
         raise _common.CommandError(str(error)) from None
+    except (RuntimeError, TimeoutError) as error:  # a solver gave up
+        raise _common.CommandError(str(error), _common.FAILED) from None
     plan.save(args.out)
     print(plan)
     print(plan.info["report"])
