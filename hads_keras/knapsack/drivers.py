@@ -256,7 +256,7 @@ def solve_problem(problem: Problem, targets, *, method: str = "bottom_up",
     Args:
       problem: groups (with sorted importance) and cost terms.
       targets: ``{resource: [budgets...]}``, fractions of the full cost in
-        (0, 1] or absolute costs, strictly decreasing, e.g.
+        (0, 1] or absolute costs (numbers above 1), strictly decreasing, e.g.
         ``{"macs": [1.0, 0.75, 0.5, 0.25]}``; several resources give each
         subnetwork a budget per resource. Subnetwork 0 is the full network
         (prepended when the first budget is not the full cost).
@@ -275,7 +275,10 @@ def solve_problem(problem: Problem, targets, *, method: str = "bottom_up",
       eps: the FPTAS / chain DP accuracy.
       multiple_of: slicing points are multiples of this (SIMD width), or the
         full width.
-      time_limit: seconds per CP-SAT / OR-Tools solve (joint: the whole solve).
+      time_limit: seconds per CP-SAT / OR-Tools stage, building its model
+        included (joint: the whole solve, heuristics and relaxation
+        included); > 0. In a CP-SAT child process (see ``_isolate``) it is
+        also a hard deadline.
       workers: CP-SAT worker threads.
       shortcut: chain DP (costs="exact", solver="fptas"): return the
         Lagrangian solution when it already proves the (1 - eps) guarantee;
