@@ -11,6 +11,7 @@ non-increasing with the index (each subnetwork is nested in the previous).
 
 import json
 import numbers
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -29,7 +30,9 @@ class Plan:
             `range(width)`, most important unit first). `hads_keras.apply`
             permutes the model's units by it before slicing; solvers set it
             from the importance scores.
-        info: optional JSON-serializable dict (targets, method, report).
+        info: optional dict of JSON values (targets, method, report);
+            NumPy scalars and arrays are converted to Python numbers and
+            lists here, anything else JSON cannot hold is refused.
 
     Raises:
         ValueError: naming the group and subnetwork, when widths are not
@@ -56,23 +59,54 @@ class Plan:
         if count < 1:
             raise ValueError("A plan needs at least one subnetwork.")
         self.num_subnetworks = count
-        self.costs = None if costs is None else [dict(c) for c in costs]
-        if self.costs is not None and len(self.costs) != count:
-            raise ValueError(
-                f"costs has {len(self.costs)} entries for {count} subnetworks.")
+        self.costs = None
+        if costs is not None:
+            if isinstance(costs, (str, bytes, Mapping)) or not hasattr(costs, "__len__"):
+                raise ValueError("costs must be a list with one dict (resource -> "
+                                 f"cost) per subnetwork, got {type(costs).__name__}.")
+            for k, c in enumerate(costs):
+                if not isinstance(c, Mapping) or not all(
+                        isinstance(v, numbers.Real) and not isinstance(v, bool)
+                        for v in c.values()):
+                    raise ValueError(
+                        f"costs[{k}] must be a dict resource -> number, e.g. "
+                        f"{{'macs': 1234}}, got {c!r}.")
+            self.costs = [_json_value(dict(c), f"costs[{k}]")
+                          for k, c in enumerate(costs)]
+            if len(self.costs) != count:
+                raise ValueError(
+                    f"costs has {len(self.costs)} entries for {count} subnetworks.")
         self.order = None
         if order is not None:
+            if not isinstance(order, Mapping):
+                raise ValueError("order must be a dict group -> unit order, got "
+                                 f"{type(order).__name__}.")
             self.order = {}
             for name, perm in order.items():
                 if name not in self._widths:
-                    raise ValueError(f"order names unknown group '{name}'.")
-                perm = np.asarray(perm, dtype=np.int64)
-                if sorted(perm.tolist()) != list(range(self._widths[name][0])):
+                    raise ValueError(
+                        f"order names group '{name}', which has no slicing points "
+                        f"in this plan (its groups: {self.groups}); the widths and "
+                        "the order must name the same groups.")
+                perm = np.asarray(perm)
+                if perm.ndim != 1 or (perm.size and not np.issubdtype(perm.dtype, np.integer)):
+                    raise ValueError(
+                        f"order of group '{name}' must be a list of unit indices.")
+                perm = perm.astype(np.int64)
+                full = self._widths[name][0]
+                if perm.size != full:
+                    raise ValueError(
+                        f"Group '{name}': subnetwork 0's slicing point is {full} "
+                        f"but the unit order lists {perm.size} units; subnetwork 0 "
+                        "must be the group's full width (is a width wrong?).")
+                if sorted(perm.tolist()) != list(range(full)):
                     raise ValueError(
                         f"order of group '{name}' is not a permutation of "
-                        f"range({self._widths[name][0]}).")
+                        f"range({full}).")
                 self.order[name] = perm
-        self.info = dict(info or {})
+        if info is not None and not isinstance(info, Mapping):
+            raise ValueError(f"info must be a dict, got {type(info).__name__}.")
+        self.info = _json_value(dict(info or {}), "info")
 
     @property
     def groups(self):
@@ -159,23 +193,70 @@ class Plan:
 
     @classmethod
     def from_dict(cls, data):
-        if not isinstance(data, dict) or "groups" not in data:
-            raise ValueError("Not a HADS plan: expected a dict with 'groups'.")
+        """A plan from `to_dict`'s layout; anything else raises ValueError
+        "not a valid HADS plan: ..." naming the field."""
+        def bad(message):
+            return ValueError(f"not a valid HADS plan: {message}")
+
+        if not isinstance(data, Mapping):
+            raise bad(f"expected an object with 'groups', got {type(data).__name__}.")
+        if "groups" not in data:
+            raise bad("missing field 'groups' (a list of {'name': ..., "
+                      "'widths': [...]}).")
         version = data.get("format_version", FORMAT_VERSION)
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise bad(f"'format_version' must be an integer, got {version!r}.")
         if version > FORMAT_VERSION:
             raise ValueError(
                 f"Plan format version {version} is newer than this "
                 f"hads_keras understands ({FORMAT_VERSION}); upgrade hads_keras.")
-        widths = {g["name"]: g["widths"] for g in data["groups"]}
-        return cls(widths, costs=data.get("costs"), order=data.get("order"),
-                   info=data.get("info"))
+        groups = data["groups"]
+        if not isinstance(groups, list):
+            raise bad("'groups' must be a list of {'name': ..., 'widths': [...]}, "
+                      f"got {type(groups).__name__}.")
+        widths = {}
+        for i, g in enumerate(groups):
+            if not isinstance(g, Mapping):
+                raise bad(f"groups[{i}] must be an object with 'name' and 'widths', "
+                          f"got {g!r}.")
+            for key in ("name", "widths"):
+                if key not in g:
+                    raise bad(f"groups[{i}] has no '{key}'.")
+            name, w = g["name"], g["widths"]
+            if not isinstance(name, str) or not name:
+                raise bad(f"groups[{i}]: 'name' must be a non-empty string, got {name!r}.")
+            if not isinstance(w, list):
+                raise bad(f"groups[{i}] ('{name}'): 'widths' must be a list of "
+                          f"integers, one per subnetwork, got {w!r}.")
+            if name in widths:
+                raise bad(f"group '{name}' appears twice in 'groups'.")
+            widths[name] = w
+        for key, kind in (("costs", list), ("order", Mapping), ("info", Mapping)):
+            if data.get(key) is not None and not isinstance(data[key], kind):
+                raise bad(f"'{key}' must be a{'' if kind is list else 'n'} "
+                          f"{'list' if kind is list else 'object'}, got "
+                          f"{type(data[key]).__name__}.")
+        try:
+            plan = cls(widths, costs=data.get("costs"), order=data.get("order"),
+                       info=data.get("info"))
+        except (ValueError, TypeError) as error:
+            raise bad(str(error)) from None
+        n = data.get("num_subnetworks", plan.num_subnetworks)
+        if n != plan.num_subnetworks:
+            raise bad(f"'num_subnetworks' is {n!r} but every group has "
+                      f"{plan.num_subnetworks} slicing points.")
+        return plan
 
     def to_json(self, **kwargs):
         return json.dumps(self.to_dict(), **kwargs)
 
     @classmethod
     def from_json(cls, text):
-        return cls.from_dict(json.loads(text))
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"not a valid HADS plan: not JSON ({error}).") from None
+        return cls.from_dict(data)
 
     def save(self, path):
         with open(path, "w") as f:
@@ -209,7 +290,34 @@ class Plan:
                 f"{len(self._widths)} groups>")
 
 
+def _json_value(value, where):
+    """`value` with NumPy scalars / arrays as Python numbers / lists; raises
+    ValueError naming `where` for anything JSON cannot hold."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ValueError(f"{where}: keys must be strings, got {k!r}.")
+            out[k] = _json_value(v, f"{where}['{k}']")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    raise ValueError(f"{where}: {type(value).__name__} {value!r} cannot be saved "
+                     "as JSON; use numbers, strings, lists and dicts.")
+
+
 def _as_int_tuple(values, what):
+    if isinstance(values, (str, bytes, Mapping)) or not hasattr(values, "__iter__"):
+        raise ValueError(f"{what}: slicing points must be a list of integers, one "
+                         f"per subnetwork, got {values!r}.")
     out = []
     for v in values:
         if isinstance(v, bool) or not isinstance(v, numbers.Integral):

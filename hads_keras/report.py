@@ -1,10 +1,8 @@
-"""`hads report`: what a saved model or plan holds, in one table.
+"""What a saved model or plan holds, in one table (`hads report`, see
+`hads_keras.commands.report`).
 
-    hads report nested.keras            # groups, slicing points, MACs/params per subnetwork
-    hads report plan.json
+    print(hads_keras.report.describe(nested))   # groups, slicing points, MACs/params
 """
-
-import json
 
 from hads_keras import _keras_compat
 from hads_keras import costs as costs_lib
@@ -29,27 +27,3 @@ def describe(model):
     if plan.info.get("report"):
         lines += ["", plan.info["report"]]
     return "\n".join(lines)
-
-
-def add_parser(subparsers):
-    parser = subparsers.add_parser(
-        "report", help="print the groups, plan and costs of a saved model or plan",
-        description="Print what a .keras model or a plan .json holds.")
-    parser.add_argument("path", help="a .keras model (nested or not) or a plan .json")
-    parser.set_defaults(func=_run_command)
-
-
-def _run_command(args):
-    if args.path.endswith(".json"):
-        with open(args.path) as f:
-            plan = Plan.from_dict(json.load(f))
-        print(plan)
-        if plan.info.get("report"):
-            print(plan.info["report"])
-        return 0
-    import keras
-
-    import hads_keras  # noqa: F401  (registers the HADS classes for loading)
-
-    print(describe(keras.models.load_model(args.path)))
-    return 0

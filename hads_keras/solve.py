@@ -10,6 +10,8 @@ runs the chosen method and returns a `Plan` that carries the unit order
 (most important first): `hads_keras.apply(model, plan)` permutes by it.
 """
 
+import numbers
+
 import numpy as np
 
 from hads_keras import _keras_compat
@@ -36,6 +38,12 @@ def build_problem(model, importance, min_width=1):
         raise ValueError(
             f"Importance names groups {unknown} that the model does not slice; "
             f"sliceable groups: {names}.")
+    narrowest = min(sliceable, key=lambda g: g.width, default=None)
+    if narrowest is not None and min_width > narrowest.width:
+        raise ValueError(
+            f"min_width={min_width} exceeds group '{narrowest.name}', which has "
+            f"{narrowest.width} units; give min_width <= {narrowest.width} (the "
+            "narrowest group's width).")
     specs, order = [], {}
     for group in sliceable:
         if group.name not in scores:
@@ -47,9 +55,15 @@ def build_problem(model, importance, min_width=1):
                 f"the group has {group.width} units.")
         if not np.all(np.isfinite(values)):
             raise ValueError(f"Importance of group '{group.name}' has NaN/inf values.")
+        if np.any(values < 0):
+            unit = int(np.flatnonzero(values < 0)[0])
+            raise ValueError(
+                f"Importance of group '{group.name}' is negative at unit {unit} "
+                f"({values[unit]:g}); importance must be >= 0 (Taylor scores are "
+                "absolute values): pass abs(scores).")
         order[group.name] = np.argsort(-values, kind="stable")
         specs.append(knapsack.GroupSpec(
-            group.name, values[order[group.name]], min(min_width, group.width)))
+            group.name, values[order[group.name]], min_width))
     problem = knapsack.Problem(tuple(specs), tuple(costs_lib.cost_terms(analysis)))
     return problem, order
 
@@ -63,15 +77,19 @@ def solve(model, importance, mac_targets=None, *, param_targets=None,
         model: the trained model (Keras/HADS layers, or a NestedModel).
         importance: a `TaylorImportance` callback after `fit`, or a dict group
             -> scores (`l1_importance`, `random_importance`, ...).
-        mac_targets: budgets as fractions of the full model's MACs in (0, 1]
-            (or absolute MACs), strictly decreasing. Subnetwork 0 is always
-            the full network: `[1.0, .75, .5, .25]` and `[.75, .5, .25]` both
-            give four subnetworks.
+        mac_targets: a list of budgets, strictly decreasing: numbers in
+            (0, 1] are fractions of the full model's MACs, numbers above 1
+            absolute MACs (so 1.5 means 1.5 MACs, and is refused as below
+            any network's cost). Subnetwork 0 is always the full network,
+            added in front when the first budget is below the full cost:
+            `[1.0, .75, .5, .25]` and `[.75, .5, .25]` both give four
+            subnetworks.
         param_targets: the same for parameters (optional, may be combined).
         method: "bottom_up" (the paper's default), "top_down" or "joint".
         solver, costs, eps, time_limit: see `hads_keras.knapsack.solve_problem`.
-        min_width: smallest slicing point of every group (the original code
-            uses 2).
+        min_width: smallest slicing point of every group, an integer >= 1
+            and at most the narrowest group's width (the original code uses
+            2).
         multiple_of: slicing points are multiples of this SIMD width (or the
             full width).
 
@@ -81,9 +99,15 @@ def solve(model, importance, mac_targets=None, *, param_targets=None,
     """
     targets = {}
     if mac_targets is not None:
-        targets["macs"] = list(mac_targets)
+        targets["macs"] = _budget_list(mac_targets, "mac_targets")
     if param_targets is not None:
-        targets["params"] = list(param_targets)
+        targets["params"] = _budget_list(param_targets, "param_targets")
+    if isinstance(min_width, bool) or not isinstance(min_width, numbers.Integral) \
+            or min_width < 1:
+        raise ValueError(
+            f"min_width must be an integer >= 1 (every subnetwork keeps at least "
+            f"one unit per group), got {min_width!r}.")
+    min_width = int(min_width)
     if not targets:
         raise ValueError("Give mac_targets and/or param_targets, e.g. mac_targets=[1.0, 0.75, 0.5, 0.25].")
     problem, order = build_problem(model, importance, min_width=min_width)
@@ -95,6 +119,25 @@ def solve(model, importance, mac_targets=None, *, param_targets=None,
                 order=order, info={
                     "method": method, "solver": result.solver, "costs": costs,
                     "targets": targets, "report": str(result)})
+
+
+def _budget_list(values, name):
+    """`values` as a list of numbers, or a clear error (a string such as
+    "0.75,0.5" would otherwise be read character by character)."""
+    if isinstance(values, (str, bytes)):
+        raise TypeError(
+            f"{name} must be a list of numbers, e.g. [1.0, 0.75, 0.5], got the "
+            f"string {values!r}; split it first, e.g. "
+            f"[float(t) for t in {values!r}.split(',')].")
+    if isinstance(values, numbers.Number) or not hasattr(values, "__iter__"):
+        raise TypeError(
+            f"{name} must be a list of numbers, e.g. [1.0, 0.75, 0.5], got "
+            f"{type(values).__name__} {values!r}; for one budget write [{values!r}].")
+    out = list(values)
+    for i, v in enumerate(out):
+        if isinstance(v, (bool, str, bytes)) or not isinstance(v, numbers.Real):
+            raise TypeError(f"{name}[{i}] = {v!r} is not a number.")
+    return [float(v) for v in out]
 
 
 def uniform_plan(model, mac_targets, min_width=1):
@@ -145,45 +188,3 @@ def _check_fractions(targets):
     if any(b >= a for a, b in zip(values, values[1:])):
         raise ValueError(f"MAC targets must be strictly decreasing; got {values}.")
     return values if values[0] == 1.0 else [1.0] + values
-
-
-def add_parser(subparsers):
-    """`hads solve`: importance + budgets -> plan JSON."""
-    parser = subparsers.add_parser(
-        "solve", help="solve the nested knapsack for a saved model",
-        description="Compute slicing points for a saved .keras model.")
-    parser.add_argument("model", help="a .keras model (Keras or HADS layers)")
-    parser.add_argument("--importance", default="l1",
-                        help="an .npz of per-group scores (keys = group names), "
-                             "or 'l1' / 'random' for the baselines (default l1)")
-    parser.add_argument("--mac-targets", default="1.0,0.75,0.5,0.25",
-                        help="comma-separated fractions of the full MACs")
-    parser.add_argument("--method", default="bottom_up",
-                        choices=["bottom_up", "top_down", "joint"])
-    parser.add_argument("--min-width", type=int, default=1)
-    parser.add_argument("--multiple-of", type=int, default=1)
-    parser.add_argument("--out", default="plan.json", help="where to write the plan")
-    parser.set_defaults(func=_run_command)
-
-
-def _run_command(args):
-    import keras
-
-    import hads_keras  # noqa: F401  (registers the HADS layers for loading)
-
-    model = keras.models.load_model(args.model)
-    if args.importance == "l1":
-        scores = importance_lib.l1_importance(model)
-    elif args.importance == "random":
-        scores = importance_lib.random_importance(model)
-    else:
-        with np.load(args.importance) as data:
-            scores = {k: data[k] for k in data.files}
-    targets = [float(t) for t in args.mac_targets.split(",")]
-    plan = solve(model, scores, mac_targets=targets, method=args.method,
-                 min_width=args.min_width, multiple_of=args.multiple_of)
-    plan.save(args.out)
-    print(plan)
-    print(plan.info["report"])
-    print(f"plan written to {args.out}")
-    return 0

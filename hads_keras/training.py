@@ -364,6 +364,14 @@ def apply(model, plan, importance=None):
         `plan.widths(g)[k]` units of every group g, its BatchNormalization
         statistics for every subnetwork starting from the trained ones.
     """
+    if isinstance(model, NestedModel):
+        # Its units are already permuted: a plan's order would be applied a
+        # second time, and its per-subnetwork BN statistics replaced.
+        raise ValueError(
+            f"Model '{model.name}' is already a nested model (plan installed, "
+            "units permuted). Apply the plan to the original trained model; to "
+            "re-plan, solve on hads_keras.extract_subnetwork(nested, 0) and "
+            "apply to that.")
     model = _keras_compat.unwrap(model)
     if not isinstance(plan, Plan):
         raise TypeError(f"plan must be a hads_keras.Plan, got {type(plan).__name__}.")

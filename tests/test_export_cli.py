@@ -1,6 +1,7 @@
 """`hads export` on a saved nested model."""
 
 import numpy as np
+import pytest
 
 from hads_keras import cli, export
 from test_export_fixtures import digits, trained
@@ -34,4 +35,29 @@ def test_hads_export_writes_the_artefacts(tmp_path):
 def test_hads_export_bad_arguments(tmp_path, capsys):
     assert cli.main(["export", str(tmp_path / "missing.keras"), "--out",
                      str(tmp_path), "--representative-data", "x.npy"]) == 2
-    assert "does not exist" in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert err.startswith("hads export: model file") and "does not exist" in err
+    (tmp_path / "m.keras").write_text("not a zip")
+    np.save(tmp_path / "rep.npy", np.zeros((2, 3), "float32"))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    # The output folder is checked before the model is even loaded.
+    assert cli.main(["export", str(tmp_path / "m.keras"), "--out", str(blocker),
+                     "--representative-data", str(tmp_path / "rep.npy")]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert cli.main(["export", str(tmp_path / "m.keras"), "--out", str(tmp_path / "o"),
+                     "--representative-data", str(tmp_path / "rep.npy")]) == 2
+    assert "not a readable .keras file" in capsys.readouterr().err
+
+
+def test_export_reports_only_files_it_wrote(tmp_path, monkeypatch):
+    from hads_keras.export import bundle
+
+    def failing(*args, **kwargs):
+        raise ValueError("conversion failed")
+
+    monkeypatch.setattr(bundle, "tflite_nested", failing)
+    lines = []
+    with pytest.raises(ValueError, match="conversion failed"):
+        bundle.export_all(object(), tmp_path, None, log=lines.append)
+    assert lines == [] and not (tmp_path / bundle.NESTED_FILE).exists()

@@ -80,16 +80,3 @@ def test_solve_rejects_bad_targets(targets, message):
     model = families.dnn(hads=True)
     with pytest.raises(ValueError, match=message):
         hads.solve(model, _scores(model), mac_targets=targets)
-
-
-def test_solve_cli_writes_a_plan(tmp_path):
-    from hads_keras import cli
-
-    model = families.dnn(hads=False)
-    path = tmp_path / "model.keras"
-    model.save(path)
-    out = tmp_path / "plan.json"
-    assert cli.main(["solve", str(path), "--mac-targets", "1,0.5", "--out", str(out)]) == 0
-    plan = hads.Plan.load(out)
-    assert plan.num_subnetworks == 2 and set(plan.groups) == {"fc1", "fc2"}
-    keras.backend.clear_session()

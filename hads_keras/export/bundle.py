@@ -45,9 +45,9 @@ def export_all(nested, out_dir, representative_data, x_test=None, y_test=None,
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result = {"nested": out / NESTED_FILE}
-    log(f"nested int8 model -> {result['nested']}")
     nested_bytes = tflite_nested(nested, result["nested"], representative_data,
                                  labels=labels)
+    log(f"nested int8 model -> {result['nested']}")  # once written, not before
     result["c_array"] = c_array(nested_bytes, name, out)
     log(f"C array -> {result['c_array'][0]}, {result['c_array'][1]}")
     if x_test is not None:

@@ -129,8 +129,12 @@ def _lagrangian_bounds(ch: _Chain, budget: float, iters: int = 40):
     ub = min(ub, val)
     if ch.cost(idx) <= budget:
         return idx, ch.profit(idx), ch.profit(idx)
-    # Upper end: a multiplier large enough to make the smallest widths optimal.
-    hi_lam = 1.0
+    # Upper end: a multiplier large enough to make the smallest widths
+    # optimal, searched from the average importance per unit of cost (so the
+    # search does not depend on the units of importance or cost).
+    top = sum(float(p[-1] - p[0]) for p in ch.prof)
+    span = ch.cost(idx) - ch.cost(lo_idx)
+    hi_lam = top / span if top > 0 and span > 0 else 1.0
     for _ in range(200):
         idx, val = ch.lagrangian(hi_lam)
         ub = min(ub, val + hi_lam * budget)
@@ -169,8 +173,24 @@ def chain_dp(problem: Problem, resource: str, budget: float, lo, hi, *,
     t0 = time.perf_counter()
     if not 0 <= eps < 1:
         raise ValueError(f"eps must be in [0, 1), got {eps}.")
+    original = problem
+    unit = 1.0
+    if eps > 0:
+        # Importance / its largest score: the same plan for any scale of the
+        # scores (the exact DP, eps = 0, counts integer importance as it is).
+        problem, unit = problem.normalized()
+    sol = _chain_dp(problem, resource, budget, lo, hi, eps, multiple_of,
+                    shortcut, max_cells)
+    return StageSolution(sol.widths, original.objective(sol.widths), sol.status,
+                         time.perf_counter() - t0,
+                         None if sol.bound is None else sol.bound * unit)
+
+
+def _chain_dp(problem, resource, budget, lo, hi, eps, multiple_of, shortcut,
+              max_cells) -> StageSolution:
+    t0 = time.perf_counter()
     ch = _Chain(problem, resource, lo, hi, multiple_of)
-    integer = all(np.all(p == np.round(p)) for p in ch.prof)
+    integer = eps == 0 and all(np.all(p == np.round(p)) for p in ch.prof)
     if eps == 0 and not integer:
         raise ValueError(
             "eps=0 (exact DP) needs integer importance; use eps > 0 for the "
@@ -182,7 +202,7 @@ def chain_dp(problem: Problem, resource: str, budget: float, lo, hi, *,
     lb_idx, lb, ub = _lagrangian_bounds(ch, budget)
     n_var = sum(1 for d in ch.doms if d.size > 1)
     top = sum(float(p[-1]) for p in ch.prof)
-    if n_var == 0 or lb >= ub - 1e-12 * max(abs(ub), 1) or lb >= top:
+    if n_var == 0 or lb >= ub - 1e-12 * abs(ub) or lb >= top:
         w = np.array([d[i] for d, i in zip(ch.doms, lb_idx)])
         return StageSolution(w, lb, "OPTIMAL", time.perf_counter() - t0, lb)
     if shortcut and eps > 0 and lb >= (1 - eps) * ub:
@@ -191,10 +211,9 @@ def chain_dp(problem: Problem, resource: str, budget: float, lo, hi, *,
     if eps == 0:
         k = 1.0
     else:
-        base = lb if lb > 0 else max(ub, 1e-300)
-        k = eps * base / n_var
-        if integer:
-            k = max(1.0, np.floor(k))
+        # lb > 0 here unless the smallest widths keep no importance; then
+        # ub > lb = 0 (else the test above returned).
+        k = eps * (lb if lb > 0 else ub) / n_var
     qmax = int(np.floor((top - lb) / k + 1e-9)) + n_var
     cells = sum(a.size * b.size for a, b in zip(ch.doms[:-1], ch.doms[1:])) * (qmax + 1)
     if cells > max_cells:
@@ -250,7 +269,7 @@ def chain_dp(problem: Problem, resource: str, budget: float, lo, hi, *,
     assert ch.cost(idx) <= budget
     bound = min(ub, profit + n_var * k) if ok.size else ub
     exact = integer and k == 1.0
-    status = "OPTIMAL" if exact or bound - profit <= 1e-12 * max(abs(profit), 1) else "FEASIBLE"
+    status = "OPTIMAL" if exact or bound - profit <= 1e-12 * abs(bound) else "FEASIBLE"
     w = np.array([d[i] for d, i in zip(ch.doms, idx)])
     return StageSolution(w, profit, status, time.perf_counter() - t0,
                          profit if exact else bound)

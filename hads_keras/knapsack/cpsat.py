@@ -1,10 +1,18 @@
 """CP-SAT models with exact (bilinear) costs: one stage, the paper's
 depthwise-separable IP (Appendix A.1), and all stages jointly (nested).
 
-CP-SAT works on integers: importance is scaled to integers (relative
-rounding error about 1e-9 of the total), cost coefficients that are not
-integers are scaled by 1000 and rounded up (budgets down), so a solution
-feasible for CP-SAT is feasible for the exact costs.
+CP-SAT works on integers: importance is divided by its largest score and
+scaled to integers (relative rounding error about 1e-9 of the total,
+whatever the scale of the scores), cost coefficients that are not integers
+are scaled by 1000 and rounded up (budgets down), so a solution feasible
+for CP-SAT is feasible for the exact costs.
+
+Every linear expression is built as one ``(variables, coefficients)`` list
+(:class:`_Linear`) and handed to CP-SAT once: OR-Tools 9.15's ``1 * e``
+returns ``e`` itself and ``e += x`` extends ``e`` in place, so accumulating
+with ``+=`` onto a shared sub-expression aliases it (a cost expression that
+grows itself without end). ``time_limit`` bounds the whole call: model
+building is counted against it.
 """
 
 from __future__ import annotations
@@ -25,10 +33,15 @@ _STATUS = {cp_model.OPTIMAL: "OPTIMAL", cp_model.FEASIBLE: "FEASIBLE",
 
 
 class _Scales:
-    """Integer scaling of profits and costs shared by the models below."""
+    """Integer scaling of profits and costs shared by the models below.
+
+    Importance is first divided by its largest score (``unit``), so the
+    integer tables, and hence the plans, do not depend on its scale.
+    """
 
     def __init__(self, problem: Problem, resources):
-        top = sum(float(g.importance.sum()) for g in problem.groups)
+        self.unit = problem.importance_unit or 1.0
+        top = sum(float((g.importance / self.unit).sum()) for g in problem.groups)
         self.profit = 1.0 if top == 0 else 1e9 / top
         self.cost = {}
         for r in resources:
@@ -39,8 +52,13 @@ class _Scales:
         """Integer prefix sums. Increments are rounded then made
         non-increasing, so the table stays exactly concave (the tangent cuts
         remain valid) and the hint stays feasible."""
-        inc = np.minimum.accumulate(np.round(group.importance * self.profit))
+        inc = np.minimum.accumulate(
+            np.round(group.importance / self.unit * self.profit))
         return [0] + [int(v) for v in np.cumsum(inc)]
+
+    def importance(self, scaled):
+        """A value of the integer objective in units of importance."""
+        return scaled / self.profit * self.unit
 
     def coef(self, r, c):
         return int(np.ceil(c * self.cost[r] - 1e-9))
@@ -64,10 +82,50 @@ class _Result:
         return self.bound
 
 
-def _solve(m, time_limit, workers, log=False) -> tuple:
-    """Solves ``m``; returns (status, result with Value/BestObjectiveBound)."""
+class _Linear:
+    """A linear expression as one list of (variable, coefficient), merged
+    by variable; ``expr()`` builds the CP-SAT expression once (no ``+=`` on
+    OR-Tools objects, which may alias shared sub-expressions)."""
+
+    def __init__(self):
+        self.coefs = {}
+        self.vars = {}
+        self.const = 0
+
+    def add(self, var, coef=1):
+        if coef:
+            key = var.Index()
+            self.vars[key] = var
+            self.coefs[key] = self.coefs.get(key, 0) + int(coef)
+        return self
+
+    def add_const(self, c):
+        self.const += int(c)
+        return self
+
+    def add_linear(self, other, coef=1):
+        for key, var in other.vars.items():
+            self.add(var, coef * other.coefs[key])
+        self.const += coef * other.const
+        return self
+
+    def expr(self):
+        keys = list(self.vars)
+        return (cp_model.LinearExpr.weighted_sum([self.vars[k] for k in keys],
+                                                 [self.coefs[k] for k in keys])
+                + self.const)
+
+
+def _solve(m, time_limit, workers, log=False, t0=None) -> tuple:
+    """Solves ``m``; returns (status, result with Value/BestObjectiveBound).
+
+    With ``t0`` (when the call began) the time spent building the model is
+    taken off ``time_limit``."""
     s = cp_model.CpSolver()
-    s.parameters.max_time_in_seconds = float(time_limit)
+    left = float(time_limit)
+    if t0 is not None:
+        left -= time.perf_counter() - t0
+    s.parameters.max_time_in_seconds = max(left, 0.01)
     s.parameters.num_workers = int(workers)
     s.parameters.log_search_progress = bool(log)
     st = s.Solve(m)
@@ -105,15 +163,15 @@ def _cost_expr(m, problem, sc, r, s, doms, tag, cache):
     """Integer cost expression of resource r; products via multiplication
     equalities (shared between resources through ``cache``)."""
     idx = {g.name: i for i, g in enumerate(problem.groups)}
-    expr = 0
+    expr = _Linear()
     for t in problem.terms:
         if t.resource != r or t.coef == 0:
             continue
         c = sc.coef(r, t.coef)
         if not t.groups:
-            expr += c
+            expr.add_const(c)
         elif len(t.groups) == 1:
-            expr += c * s[idx[t.groups[0]]]
+            expr.add(s[idx[t.groups[0]]], c)
         else:
             i, j = sorted(idx[g] for g in t.groups)
             key = (i, j, tag)
@@ -129,8 +187,8 @@ def _cost_expr(m, problem, sc, r, s, doms, tag, cache):
                 m.Add(p >= lj * s[i] + li * s[j] - li * lj)
                 m.Add(p >= hi_j * s[i] + hi_i * s[j] - hi_i * hi_j)
                 cache[key] = p
-            expr += c * cache[key]
-    return expr
+            expr.add(cache[key], c)
+    return expr.expr()
 
 
 def _finish(problem, solver, st, s_vars, t0, sc):
@@ -157,14 +215,14 @@ def stage(problem: Problem, budgets: dict, lo, hi, *, multiple_of=1,
     cache = {}
     for r, b in budgets.items():
         m.Add(_cost_expr(m, problem, sc, r, s, doms, "0", cache) <= sc.budget(r, b))
-    m.Maximize(sum(v))
+    m.Maximize(cp_model.LinearExpr.sum(v))
     h = np.asarray(lo if hint is None else hint, dtype=np.int64)
     for g, (sv, vv, x) in enumerate(zip(s, v, h)):
         m.AddHint(sv, int(x))
         m.AddHint(vv, sc.table(problem.groups[g])[int(x)])
     for (i, j, _), pv in cache.items():
         m.AddHint(pv, int(h[i]) * int(h[j]))
-    st, solver = _solve(m, time_limit, workers)
+    st, solver = _solve(m, time_limit, workers, t0=t0)
     w = _finish(problem, solver, st, s, t0, sc)
     if w is None:
         feasible = all(problem.cost(h, r) <= b for r, b in budgets.items())
@@ -176,7 +234,7 @@ def stage(problem: Problem, budgets: dict, lo, hi, *, multiple_of=1,
     slack = 0.5 * int(problem.full_widths.sum())  # rounding of the table
     return StageSolution(w, problem.objective(w), _STATUS[st],
                          time.perf_counter() - t0,
-                         (solver.BestObjectiveBound() + slack) / sc.profit)
+                         sc.importance(solver.BestObjectiveBound() + slack))
 
 
 @_isolate.isolated
@@ -207,28 +265,36 @@ def depthwise_ip(problem: Problem, budgets: dict, lo, hi, *, multiple_of=1,
         xs.append(x)
         steps.append(np.diff(d).astype(np.int64))
     tabs = [sc.table(g) for g in problem.groups]
-    obj = sum(tabs[gi][int(d[0])] for gi, d in enumerate(doms))
-    obj += sum((tabs[gi][int(d[j + 1])] - tabs[gi][int(d[j])]) * xs[gi][j]
-               for gi, d in enumerate(doms) for j in range(d.size - 1))
-    width_expr = [int(d[0]) + sum(int(steps[gi][j]) * xs[gi][j] for j in range(len(xs[gi])))
-                  for gi, d in enumerate(doms)]
+    obj = _Linear()
+    for gi, d in enumerate(doms):
+        obj.add_const(tabs[gi][int(d[0])])
+        for j in range(d.size - 1):
+            obj.add(xs[gi][j], tabs[gi][int(d[j + 1])] - tabs[gi][int(d[j])])
+    width = []  # s_g = d[0] + sum_j step_j x_j
+    for gi, d in enumerate(doms):
+        w = _Linear().add_const(int(d[0]))
+        for j, x in enumerate(xs[gi]):
+            w.add(x, int(steps[gi][j]))
+        width.append(w)
     ys = {}
     for r, b in budgets.items():
-        expr = 0
+        expr = _Linear()
         for t in problem.terms:
             if t.resource != r or t.coef == 0:
                 continue
             c = sc.coef(r, t.coef)
             if not t.groups:
-                expr += c
+                expr.add_const(c)
             elif len(t.groups) == 1:
-                expr += c * width_expr[idx[t.groups[0]]]
+                expr.add_linear(width[idx[t.groups[0]]], c)
             else:
                 a, bb = (idx[g] for g in t.groups)
                 ba, bb0 = int(doms[a][0]), int(doms[bb][0])
                 # (ba + sum da x)(bb0 + sum db x) expanded; the cross terms
                 # are the per-kernel variables.
-                expr += c * (ba * width_expr[bb] + bb0 * width_expr[a] - ba * bb0)
+                expr.add_linear(width[bb], c * ba)
+                expr.add_linear(width[a], c * bb0)
+                expr.add_const(-c * ba * bb0)
                 key = (a, bb)
                 if key not in ys:
                     ys[key] = {}
@@ -237,15 +303,15 @@ def depthwise_ip(problem: Problem, budgets: dict, lo, hi, *, multiple_of=1,
                             y = m.NewBoolVar(f"y_{a}_{bb}_{i}_{j}")
                             m.Add(y >= xi + xj - 1)
                             ys[key][i, j] = y
-                expr += c * sum(int(steps[a][i]) * int(steps[bb][j]) * y
-                                for (i, j), y in ys[key].items())
-        m.Add(expr <= sc.budget(r, b))
-    m.Maximize(obj)
+                for (i, j), y in ys[key].items():
+                    expr.add(y, c * int(steps[a][i]) * int(steps[bb][j]))
+        m.Add(expr.expr() <= sc.budget(r, b))
+    m.Maximize(obj.expr())
     if hint is not None:
         for gi, h in enumerate(hint):
             for j in range(len(xs[gi])):
                 m.AddHint(xs[gi][j], int(doms[gi][j + 1]) <= int(h))
-    st, solver = _solve(m, time_limit, workers)
+    st, solver = _solve(m, time_limit, workers, t0=t0)
     if st not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         raise RuntimeError(f"depthwise IP: no solution ({_STATUS.get(st, st)}) "
                            f"within {time_limit} s; raise time_limit.")
@@ -255,7 +321,7 @@ def depthwise_ip(problem: Problem, budgets: dict, lo, hi, *, multiple_of=1,
     slack = 0.5 * int(problem.full_widths.sum())  # rounding of the table
     return StageSolution(w, problem.objective(w), _STATUS[st],
                          time.perf_counter() - t0,
-                         (solver.BestObjectiveBound() + slack) / sc.profit)
+                         sc.importance(solver.BestObjectiveBound() + slack))
 
 
 @_isolate.isolated
@@ -293,7 +359,7 @@ def joint(problem: Problem, budgets: list, *, multiple_of=1, time_limit=60.0,
         V.append(v)
         P.append(cache)
         prev = s
-    m.Maximize(sum(sum(v) for v in V))
+    m.Maximize(cp_model.LinearExpr.sum([x for v in V for x in v]))
     if hints:
         best = max(hints, key=lambda h: sum(problem.objective(w) for w in h[1:]))
         # A complete hint (widths, profits, products) is taken as a first
@@ -304,11 +370,11 @@ def joint(problem: Problem, budgets: list, *, multiple_of=1, time_limit=60.0,
                 m.AddHint(vv, sc.table(problem.groups[g])[int(h)])
             for (i, j, _), pv in cache.items():
                 m.AddHint(pv, int(best[k][i]) * int(best[k][j]))
-    st, solver = _solve(m, time_limit, workers, log)
+    st, solver = _solve(m, time_limit, workers, log, t0=t0)
     widths, bound = None, None
     if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         widths = np.vstack([full] + [[solver.Value(v) for v in s] for s in S])
         # Each rounded increment is within 0.5 of the scaled importance.
         slack = 0.5 * int(full.sum()) * (len(budgets) - 1)
-        bound = (solver.BestObjectiveBound() + slack) / sc.profit
+        bound = sc.importance(solver.BestObjectiveBound() + slack)
     return widths, _STATUS.get(st, str(st)), bound, time.perf_counter() - t0

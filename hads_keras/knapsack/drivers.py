@@ -19,18 +19,23 @@ budget unused).
 
 from __future__ import annotations
 
+import math
 import time
+import warnings
 
 import numpy as np
 
 from hads_keras.knapsack import chain, cpsat, knapsack01
 from hads_keras.knapsack.chain import StageSolution, stage_domains
-from hads_keras.knapsack.problem import Problem, resolve_targets
+from hads_keras.knapsack.problem import Problem, allowed_widths, resolve_targets
 from hads_keras.knapsack.report import KnapsackResult, StageReport
 
 METHODS = ("bottom_up", "top_down", "joint")
 EXACT_SOLVERS = ("fptas", "dp", "cp-sat", "ip", "brute_force")
 PAPER_SOLVERS = ("knapsack", "cp-sat", "dp", "fptas", "brute_force")
+# costs="paper" default, chosen by measurement (benchmarks/knapsack.py, see
+# the package docstring).
+PAPER_DEFAULT = "fptas"
 
 
 def eq1_chains(problem: Problem, budgets: dict, lo, hi, multiple_of=1):
@@ -62,9 +67,24 @@ def _eq1_floor(problem, resource, multiple_of):
 def solve_stage(problem: Problem, budgets: dict, lo, hi, *, costs="exact",
                 solver="fptas", eps=0.01, multiple_of=1, time_limit=60.0,
                 workers=2, hint=None, shortcut=True) -> StageSolution:
-    """One subnetwork: max importance within ``budgets``, ``lo <= s <= hi``."""
+    """One subnetwork: max importance within ``budgets``, ``lo <= s <= hi``.
+
+    Importance is divided by its largest score first (not for solver="dp",
+    which needs it as integers), so any positive scale gives the same plan.
+    """
     lo = np.asarray(lo, dtype=np.int64)
     hi = np.asarray(hi, dtype=np.int64)
+    original, unit = problem, 1.0
+    if solver != "dp":
+        problem, unit = problem.normalized()
+    sol = _solve_stage(problem, budgets, lo, hi, costs, solver, eps, multiple_of,
+                       time_limit, workers, hint, shortcut)
+    return StageSolution(sol.widths, original.objective(sol.widths), sol.status,
+                         sol.seconds, None if sol.bound is None else sol.bound * unit)
+
+
+def _solve_stage(problem, budgets, lo, hi, costs, solver, eps, multiple_of,
+                 time_limit, workers, hint, shortcut) -> StageSolution:
     if costs == "exact":
         if solver in ("fptas", "dp"):
             if len(budgets) != 1:
@@ -112,7 +132,12 @@ def solve_stage(problem: Problem, budgets: dict, lo, hi, *, costs="exact",
                          time.perf_counter() - t0, bound)
 
 
-def _check_options(problem, method, costs, solver, eps, multiple_of, n_res):
+def _check_options(problem, method, costs, solver, eps, multiple_of, n_res,
+                   time_limit=60.0):
+    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) \
+            or not math.isfinite(time_limit) or time_limit <= 0:
+        raise ValueError(f"time_limit must be a positive number of seconds, got "
+                         f"{time_limit!r}.")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got '{method}'.")
     if costs not in ("exact", "paper"):
@@ -121,7 +146,7 @@ def _check_options(problem, method, costs, solver, eps, multiple_of, n_res):
         if costs == "exact":
             solver = "fptas" if n_res == 1 else "cp-sat"
         else:
-            solver = "fptas"
+            solver = PAPER_DEFAULT
     allowed = EXACT_SOLVERS if costs == "exact" else PAPER_SOLVERS
     if solver not in allowed:
         raise ValueError(f"solver='{solver}' is not available with costs='{costs}'; "
@@ -135,7 +160,7 @@ def _check_options(problem, method, costs, solver, eps, multiple_of, n_res):
     return solver
 
 
-def _stage_report(problem, k, budget, widths, sol, costs):
+def _stage_report(problem, k, budget, widths, sol, costs, unit=1.0):
     res = list(budget)
     charged = None
     if costs == "paper":
@@ -156,7 +181,47 @@ def _stage_report(problem, k, budget, widths, sol, costs):
                            full_obj, full_obj, "FIXED", 0.0, full_obj, charged)
     return StageReport(k, dict(budget), cost, {r: problem.full_cost(r) for r in res},
                        problem.objective(widths), full_obj, sol.status, sol.seconds,
-                       sol.bound, charged)
+                       None if sol.bound is None else sol.bound * unit, charged)
+
+
+# A solved stage using less than this share of its budget, while a wider
+# slicing point of some group would still fit and keep more importance, is
+# reported (a solver that stopped at the smallest widths, say).
+LOW_BUDGET_USE = 0.5
+
+
+def low_budget_use(problem, W, budgets, costs, multiple_of=1):
+    """Subnetworks that use less than LOW_BUDGET_USE of every budget although
+    one group could grow one allowed step (staying nested in the previous
+    subnetwork and within every budget) and keep more importance.
+
+    Costs are counted as the cost model does (``costs="paper"``: equation 1).
+    Returns a list of ``(k, use, group, width, wider)``.
+    """
+    def cost(w, r):
+        if costs == "paper":
+            const, uw = problem.unit_weights(r)
+            return const + float(uw @ w)
+        return problem.cost(w, r)
+
+    found = []
+    for k in range(1, len(budgets)):
+        use = max(cost(W[k], r) / budgets[k][r] for r in budgets[k])
+        if use >= LOW_BUDGET_USE:
+            continue
+        for g, grp in enumerate(problem.groups):
+            a = allowed_widths(grp, multiple_of)
+            wider = a[a > W[k][g]]
+            if wider.size == 0 or wider[0] > W[k - 1][g]:
+                continue
+            if grp.prefix[wider[0]] <= grp.prefix[W[k][g]]:
+                continue
+            w = W[k].copy()
+            w[g] = wider[0]
+            if all(cost(w, r) <= budgets[k][r] for r in budgets[k]):
+                found.append((k, use, grp.name, int(W[k][g]), int(wider[0])))
+                break
+    return found
 
 
 def _heuristic(problem, budgets, method, **kw):
@@ -191,7 +256,7 @@ def solve_problem(problem: Problem, targets, *, method: str = "bottom_up",
     Args:
       problem: groups (with sorted importance) and cost terms.
       targets: ``{resource: [budgets...]}``, fractions of the full cost in
-        (0, 1] or absolute costs, strictly decreasing, e.g.
+        (0, 1] or absolute costs (numbers above 1), strictly decreasing, e.g.
         ``{"macs": [1.0, 0.75, 0.5, 0.25]}``; several resources give each
         subnetwork a budget per resource. Subnetwork 0 is the full network
         (prepended when the first budget is not the full cost).
@@ -210,7 +275,10 @@ def solve_problem(problem: Problem, targets, *, method: str = "bottom_up",
       eps: the FPTAS / chain DP accuracy.
       multiple_of: slicing points are multiples of this (SIMD width), or the
         full width.
-      time_limit: seconds per CP-SAT / OR-Tools solve (joint: the whole solve).
+      time_limit: seconds per CP-SAT / OR-Tools stage, building its model
+        included (joint: the whole solve, heuristics and relaxation
+        included); > 0. In a CP-SAT child process (see ``_isolate``) it is
+        also a hard deadline.
       workers: CP-SAT worker threads.
       shortcut: chain DP (costs="exact", solver="fptas"): return the
         Lagrangian solution when it already proves the (1 - eps) guarantee;
@@ -223,8 +291,18 @@ def solve_problem(problem: Problem, targets, *, method: str = "bottom_up",
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a Problem, got {type(problem).__name__}.")
     solver = _check_options(problem, method, costs, solver, eps, multiple_of,
-                            len(targets) if hasattr(targets, "__len__") else 1)
+                            len(targets) if hasattr(targets, "__len__") else 1,
+                            time_limit)
     budgets = resolve_targets(problem, targets, multiple_of=multiple_of)
+    if problem.importance_unit == 0:
+        raise ValueError(
+            "Importance is zero for every unit of every group, so no plan keeps "
+            "more of it than another. Check the importance: for Taylor scores, "
+            "accumulate more batches or check that the loss has gradients.")
+    original, unit = problem, 1.0
+    if solver != "dp":  # "dp" needs integer importance, as given
+        # Once, before any product: the plan is the same for any scale.
+        problem, unit = problem.normalized()
     if costs == "paper":
         for r in budgets[0]:
             floor = _eq1_floor(problem, r, multiple_of)
@@ -243,7 +321,19 @@ def solve_problem(problem: Problem, targets, *, method: str = "bottom_up",
     else:
         W, sols, bound, details = _joint(problem, budgets, kw, time_limit, workers,
                                          multiple_of, verbose, tangent_cuts)
-    stages = [_stage_report(problem, k, budgets[k], W[k], sols[k], costs)
+    for k, use, g, w, wider in low_budget_use(problem, W, budgets, costs,
+                                              multiple_of):
+        warnings.warn(
+            f"Subnetwork {k} uses only {100 * use:.1f} % of its budget although "
+            f"wider slicing points fit (group '{g}' could grow from {w} to "
+            f"{wider} within every budget); solver '{solver}' stopped short "
+            "(status " + (sols[k].status if sols[k] is not None else "?") + "). "
+            "Try another solver or a longer time_limit.", RuntimeWarning,
+            stacklevel=2)
+    if unit != 1.0:
+        bound = None if bound is None else bound * unit
+        details = _scaled_details(details, unit)
+    stages = [_stage_report(original, k, budgets[k], W[k], sols[k], costs, unit)
               for k in range(len(budgets))]
     if verbose:
         for s in stages:
@@ -253,6 +343,17 @@ def solve_problem(problem: Problem, targets, *, method: str = "bottom_up",
               for i, g in enumerate(problem.groups)}
     return KnapsackResult(widths, stages, method, solver, costs, eps,
                           time.perf_counter() - t0, bound, details)
+
+
+def _scaled_details(details, unit):
+    """The joint solver's bounds and objectives back in units of importance."""
+    out = dict(details)
+    for key in ("cp_sat_bound", "relaxation_bound", "cp_sat_objective"):
+        if out.get(key) is not None:
+            out[key] = out[key] * unit
+    if "heuristics" in out:
+        out["heuristics"] = {m: v * unit for m, v in out["heuristics"].items()}
+    return out
 
 
 def _joint(problem, budgets, kw, time_limit, workers, multiple_of, verbose,
@@ -265,8 +366,12 @@ def _joint(problem, budgets, kw, time_limit, workers, multiple_of, verbose,
     """
     if kw["costs"] != "exact":
         raise ValueError("method='joint' optimizes exact costs; use costs='exact'.")
+    # time_limit bounds the whole joint solve: the heuristics and the
+    # relaxation get a tenth each at most, CP-SAT what is left.
+    deadline = time.perf_counter() + time_limit
+    left = lambda: max(0.05, deadline - time.perf_counter())
     n_res = len(budgets[0])
-    hkw = dict(kw)
+    hkw = dict(kw, time_limit=time_limit / 10)
     if hkw["solver"] in ("ip", "brute_force"):
         hkw["solver"] = "fptas" if n_res == 1 else "cp-sat"
     cands = []
@@ -284,10 +389,10 @@ def _joint(problem, budgets, kw, time_limit, workers, multiple_of, verbose,
                                  multiple_of=multiple_of)
         else:
             sol = cpsat.stage(problem, budgets[k], minw, full, multiple_of=multiple_of,
-                              time_limit=max(1.0, time_limit / 10), workers=workers)
+                              time_limit=min(left(), time_limit / 10), workers=workers)
         relax += sol.bound
     W, status, cp_bound, secs = cpsat.joint(problem, budgets, multiple_of=multiple_of,
-                                            time_limit=time_limit, workers=workers,
+                                            time_limit=left(), workers=workers,
                                             hints=cands, log=verbose,
                                             tangent_cuts=tangent_cuts)
     if W is not None:
@@ -296,7 +401,7 @@ def _joint(problem, budgets, kw, time_limit, workers, multiple_of, verbose,
     best = max(cands, key=score)
     bound = relax if cp_bound is None else min(relax, cp_bound)
     tot = score(best)
-    st = "OPTIMAL" if bound - tot <= 1e-9 * max(tot, 1) else "FEASIBLE"
+    st = "OPTIMAL" if bound - tot <= 1e-9 * abs(bound) else "FEASIBLE"
     sols = [None] + [StageSolution(best[k], problem.objective(best[k]), st, secs, None)
                      for k in range(1, len(budgets))]
     details = {"cp_sat_status": status, "cp_sat_bound": cp_bound,

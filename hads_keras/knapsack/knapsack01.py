@@ -37,6 +37,7 @@ import numpy as np
 
 STATUS_OPTIMAL = "OPTIMAL"
 STATUS_FEASIBLE = "FEASIBLE"
+_MAX_PROFIT_LEVELS = 50_000_000  # the exact DP's table, 400 MB of float64
 
 
 @dataclasses.dataclass
@@ -147,7 +148,7 @@ def dantzig_bound(chains, capacity) -> float:
         w = c.weights[:, 0]
         with np.errstate(divide="ignore", invalid="ignore"):
             d = np.where(w > 0, c.profits / np.where(w > 0, w, 1), np.inf)
-        if np.any(np.diff(d) > 1e-12 * np.maximum(1, np.abs(d[:-1]))):
+        if np.any(np.diff(d) > 1e-12 * np.abs(d[:-1])):
             return total
         items.extend(zip(d, c.profits, w))
     items.sort(key=lambda x: -x[0])
@@ -220,9 +221,14 @@ def dp(chains, capacity) -> KnapsackSolution:
             raise ValueError(
                 "solver='dp' needs integer profits (importance); use "
                 "solver='fptas' (1 - eps guarantee) or 'knapsack' instead.")
+    top = float(np.floor(dantzig_bound(chains, capacity) + 1e-9))
+    if top > _MAX_PROFIT_LEVELS:
+        raise ValueError(
+            f"solver='dp' would need a table of {top:.3g} profit levels (one per "
+            "unit of integer importance up to the optimum); use solver='fptas' "
+            "(1 - eps guarantee) or 'cp-sat' for large importance values.")
     scaled = [np.round(c.profits).astype(np.int64) for c in chains]
-    counts = _profit_dp(chains, capacity, scaled,
-                        int(np.floor(dantzig_bound(chains, capacity) + 1e-9)))
+    counts = _profit_dp(chains, capacity, scaled, int(top))
     profit, _ = _evaluate(chains, counts)
     return KnapsackSolution(counts, profit, STATUS_OPTIMAL,
                             time.perf_counter() - t0, profit)
@@ -263,12 +269,22 @@ def fptas(chains, capacity, eps: float) -> KnapsackSolution:
 
 
 def _integer_profits(chains):
-    top = max((float(c.profits.sum()) for c in chains), default=0.0)
-    scale = 1.0 if top == 0 else 2.0 ** 40 / max(top * len(chains), 1.0)
-    if all(np.all(c.profits == np.round(c.profits)) for c in chains) and \
-            sum(c.profits.sum() for c in chains) < 2 ** 50:
-        scale = 1.0
-    return [np.round(c.profits * scale).astype(np.int64) for c in chains], scale
+    """Profits as integers for OR-Tools, scaled so that they sum to about
+    2**40 (relative rounding error 2**-41 per item, whatever the scale of
+    the importance: profits are divided by the largest one first).
+
+    Returns (integer profits, importance per integer step, exact) where
+    ``exact`` says small integer profits were kept as they are.
+    """
+    total = float(sum(float(c.profits.sum()) for c in chains))
+    if total == 0:
+        return [np.zeros(c.n, dtype=np.int64) for c in chains], 1.0, True
+    if all(np.all(c.profits == np.round(c.profits)) for c in chains) and total < 2 ** 50:
+        return [c.profits.astype(np.int64) for c in chains], 1.0, True
+    unit = max(float(c.profits.max(initial=0.0)) for c in chains)
+    steps = 2.0 ** 40 / sum(float((c.profits / unit).sum()) for c in chains)
+    return ([np.round(c.profits / unit * steps).astype(np.int64) for c in chains],
+            unit / steps, False)
 
 
 def _integer_weights(chains, cap):
@@ -294,7 +310,7 @@ def ortools_knapsack(chains, capacity, time_limit: float = 60.0) -> KnapsackSolu
             raise ValueError(
                 f"solver='knapsack' needs equal step weights within a chain (chain "
                 f"{ci}); use solver='cp-sat' or 'dp'/'fptas'.")
-    iprof, scale = _integer_profits(chains)
+    iprof, per_step, exact = _integer_profits(chains)
     iw, icap = _integer_weights(chains, cap)
     values = np.concatenate(iprof).tolist() if chains else []
     weights = [np.concatenate([w[:, r] for w in iw]).tolist() for r in range(n_res)]
@@ -310,7 +326,7 @@ def ortools_knapsack(chains, capacity, time_limit: float = 60.0) -> KnapsackSolu
         counts[ci] = sum(solver.best_solution_contains(pos + j) for j in range(c.n))
         pos += c.n
     profit, _ = _evaluate(chains, counts)
-    slack = 0.0 if scale == 1.0 else sum(c.n for c in chains) / scale
+    slack = 0.0 if exact else sum(c.n for c in chains) * per_step
     return KnapsackSolution(counts, profit, status, time.perf_counter() - t0,
                             profit + slack if status == STATUS_OPTIMAL else None)
 
@@ -319,7 +335,8 @@ def cpsat(chains, capacity, time_limit: float = 60.0, workers: int = 2,
           hint=None) -> KnapsackSolution:
     """CP-SAT with prefix implications; any number of resources."""
     from hads_keras.knapsack import _isolate
-    return _isolate.isolated(_cpsat)(chains, capacity, time_limit, workers, hint)
+    return _isolate.isolated(_cpsat)(chains, capacity, time_limit=time_limit,
+                                     workers=workers, hint=hint)
 
 
 def _cpsat(chains, capacity, time_limit: float = 60.0, workers: int = 2,
@@ -332,7 +349,7 @@ def _cpsat(chains, capacity, time_limit: float = 60.0, workers: int = 2,
     t0 = time.perf_counter()
     n_res = _n_res(chains)
     cap = _as_capacity(capacity, n_res)
-    iprof, scale = _integer_profits(chains)
+    iprof, per_step, _ = _integer_profits(chains)
     iw, icap = _integer_weights(chains, cap)
     m = cp_model.CpModel()
     xs = []
@@ -341,17 +358,20 @@ def _cpsat(chains, capacity, time_limit: float = 60.0, workers: int = 2,
         for j in range(1, c.n):
             m.AddImplication(x[j], x[j - 1])
         xs.append(x)
+    flat = [x for xc in xs for x in xc]
+    # One weighted sum per expression (never += on OR-Tools objects).
     for r in range(n_res):
-        m.Add(sum(int(iw[ci][j, r]) * xs[ci][j]
-                  for ci in range(len(chains)) for j in range(chains[ci].n))
-              <= int(icap[r]))
-    m.Maximize(sum(int(iprof[ci][j]) * xs[ci][j]
-                   for ci in range(len(chains)) for j in range(chains[ci].n)))
+        m.Add(cp_model.LinearExpr.weighted_sum(
+            flat, [int(iw[ci][j, r]) for ci in range(len(chains))
+                   for j in range(chains[ci].n)]) <= int(icap[r]))
+    m.Maximize(cp_model.LinearExpr.weighted_sum(
+        flat, [int(iprof[ci][j]) for ci in range(len(chains))
+               for j in range(chains[ci].n)]))
     if hint is not None:
         for ci, k in enumerate(hint):
             for j in range(chains[ci].n):
                 m.AddHint(xs[ci][j], j < k)
-    st, solver = _solve(m, time_limit, workers)
+    st, solver = _solve(m, time_limit, workers, t0=t0)
     if st not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         raise RuntimeError(f"CP-SAT found no packing (status {st}).")
     counts = np.array([sum(solver.Value(v) for v in x) for x in xs], dtype=np.int64)
@@ -359,7 +379,7 @@ def _cpsat(chains, capacity, time_limit: float = 60.0, workers: int = 2,
     status = STATUS_OPTIMAL if st == cp_model.OPTIMAL else STATUS_FEASIBLE
     slack = 0.5 * sum(c.n for c in chains)  # rounding of the scaled profits
     return KnapsackSolution(counts, profit, status, time.perf_counter() - t0,
-                            (solver.BestObjectiveBound() + slack) / scale)
+                            (solver.BestObjectiveBound() + slack) * per_step)
 
 
 def solve(chains, capacity, solver: str = "knapsack", *, eps: float = 0.01,

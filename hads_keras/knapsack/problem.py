@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -35,7 +36,9 @@ class GroupSpec:
 
     Attributes:
       name: group name, e.g. the producing layer's name ("conv2d_1").
-      importance: float64 array [full_width], finite, sorted non-increasing.
+      importance: float64 array [full_width], finite, >= 0, sorted
+        non-increasing. Only ratios matter: every solver gives the same plan
+        for ``c * importance``, any ``c > 0`` (see :meth:`Problem.normalized`).
       min_width: the smallest slicing point any subnetwork may use (>= 0).
     """
 
@@ -54,6 +57,12 @@ class GroupSpec:
             raise ValueError(
                 f"Group '{self.name}': importance has NaN/inf at units {bad}; "
                 "recompute importance (e.g. more batches, check the loss).")
+        if np.any(imp < 0):
+            i = int(np.flatnonzero(imp < 0)[0])
+            raise ValueError(
+                f"Group '{self.name}': importance must be >= 0 (unit {i} = "
+                f"{imp[i]:g}); importance is what a unit is worth, e.g. a Taylor "
+                "score |sum g * w|: pass absolute values.")
         if np.any(np.diff(imp) > 0):
             i = int(np.flatnonzero(np.diff(imp) > 0)[0])
             raise ValueError(
@@ -152,6 +161,27 @@ class Problem:
             raise ValueError(
                 f"Unknown resource '{resource}'; the problem has cost terms for "
                 f"{self.resources}.")
+
+    @property
+    def importance_unit(self) -> float:
+        """The largest importance score of any unit (0 if all are zero)."""
+        return max(float(g.importance[0]) for g in self.groups) if self.groups else 0.0
+
+    def normalized(self) -> tuple["Problem", float]:
+        """``(problem with importance / unit, unit)``, unit the largest score.
+
+        The solvers work on ratios of importance, so dividing every score by
+        one constant changes no plan; doing it once, before any product,
+        keeps Taylor scores of 1e-300 or 1e300 away from underflow, overflow
+        and the solvers' tolerances. Returns ``(self, 1.0)`` when the largest
+        score is already 1 or every score is 0.
+        """
+        unit = self.importance_unit
+        if unit in (0.0, 1.0):
+            return self, 1.0
+        groups = tuple(GroupSpec(g.name, g.importance / unit, g.min_width)
+                       for g in self.groups)
+        return Problem(groups, self.terms), unit
 
     # -- costs ------------------------------------------------------------
     def cost(self, widths: Sequence[int] | Mapping[str, int], resource: str) -> float:
@@ -274,7 +304,8 @@ def resolve_targets(problem: Problem, targets, *, multiple_of: int = 1,
     """Turns ``{resource: [budgets...]}`` into absolute budgets per subnetwork.
 
     Budgets in (0, 1] are fractions of the full cost, larger numbers are
-    absolute. They must be strictly decreasing. Subnetwork 0 is always the
+    absolute costs (1.5 is 1.5 MACs, refused as implausible when below the
+    smallest network's cost). They must be strictly decreasing. Subnetwork 0 is always the
     full network; it is prepended unless every resource's first budget is the
     full cost. ``floor_costs`` (default: the exact cost at the minimum widths)
     is the smallest feasible cost per resource.
@@ -288,6 +319,15 @@ def resolve_targets(problem: Problem, targets, *, multiple_of: int = 1,
             "{'macs': [1.0, 0.75, 0.5, 0.25]}; got " + type(targets).__name__)
     if not targets:
         raise ValueError("targets is empty; give at least one resource with budgets.")
+    for r, v in targets.items():
+        if isinstance(v, (str, bytes)) or not hasattr(v, "__len__"):
+            raise TypeError(
+                f"targets['{r}'] must be a list of budgets, e.g. [1.0, 0.75, 0.5]; "
+                f"got {type(v).__name__} {v!r}.")
+        for i, b in enumerate(v):
+            if isinstance(b, (bool, str, bytes)) or not isinstance(b, numbers.Real):
+                raise TypeError(
+                    f"targets['{r}'][{i}] = {b!r}: budgets must be numbers.")
     lengths = {r: len(v) for r, v in targets.items()}
     if len(set(lengths.values())) != 1 or 0 in lengths.values():
         raise ValueError(
@@ -306,6 +346,12 @@ def resolve_targets(problem: Problem, targets, *, multiple_of: int = 1,
                     f"targets['{r}'][{i}] = {b}: budgets must be fractions in (0, 1] "
                     "of the full cost or absolute costs > 1.")
             v = b * full if b <= 1.0 else b
+            if b > 1.0 and v < floor:
+                raise ValueError(
+                    f"targets['{r}'][{i}] = {b:g} is neither a fraction in (0, 1] "
+                    f"of the full cost nor a plausible absolute budget: budgets "
+                    f"above 1 are read as absolute {r}, and the smallest possible "
+                    f"network already costs {floor:g} (the full one {full:g}).")
             if v > full * (1 + 1e-12):
                 raise ValueError(
                     f"targets['{r}'][{i}] = {b:g} exceeds the full network's cost "

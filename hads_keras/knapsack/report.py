@@ -119,7 +119,9 @@ class KnapsackResult:
             for r in resources:
                 row += [f"{s.cost[r]:,.0f}", f"{100 * s.cost[r] / s.full_cost[r]:.2f}",
                         f"{100 * s.budget[r] / s.full_cost[r]:.2f}"]
-            row += [f"{100 * s.objective / s.full_objective:.2f}", s.status,
+            kept = ("-" if s.full_objective <= 0
+                    else f"{100 * s.objective / s.full_objective:.2f}")
+            row += [kept, s.status,
                     "-" if s.gap is None else f"{100 * s.gap:.3f}%", f"{s.seconds:.3f}"]
             rows.append(row)
         cols = list(zip(head, *rows))

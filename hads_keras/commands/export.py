@@ -1,6 +1,6 @@
 """`hads export`: a saved nested model (.keras) -> TFLite files and C arrays.
 
-    hads export model.keras --out export/ --representative-data calib.npy \
+    hads export model.keras --out export/ --representative-data calib.npy \\
         [--test-data x_test.npy --test-labels y_test.npy] [--labels labels.txt]
 
 Arrays are `.npy` files (`numpy.save`): samples `[N, *input_shape]`
@@ -8,7 +8,7 @@ Arrays are `.npy` files (`numpy.save`): samples `[N, *input_shape]`
 line.
 """
 
-import pathlib
+from hads_keras.commands import _common
 
 
 def add_parser(subparsers):
@@ -34,40 +34,38 @@ def add_parser(subparsers):
 
 def _load_array(path, what):
     import numpy as np
-    file = pathlib.Path(path)
-    if not file.is_file():
-        raise SystemExit(f"hads export: {what} file '{path}' does not exist.")
+
+    file = _common.existing_file(path, what)
     try:
         return np.load(file, allow_pickle=False)
     except ValueError as error:
-        raise SystemExit(f"hads export: {what} file '{path}' is not a .npy "
-                         f"array ({error}); save it with numpy.save.") from None
+        raise _common.CommandError(
+            f"{what} file '{path}' is not a .npy array ({error}); save it with "
+            "numpy.save.") from None
 
 
 def run(args):
-    import keras
-    import hads_keras  # noqa: F401  (registers the HADS layers for loading)
-    from hads_keras.export.bundle import export_all
-
-    if not pathlib.Path(args.model).is_file():
-        print(f"hads export: model file '{args.model}' does not exist.")
-        return 2
+    _common.existing_file(args.model, "model")
+    if (args.test_data is None) != (args.test_labels is None):
+        raise _common.CommandError(
+            "give both --test-data and --test-labels, or neither.")
+    if not args.name.isidentifier():
+        raise _common.CommandError(f"--name '{args.name}' is not a C identifier.")
     representative = _load_array(args.representative_data, "--representative-data")
     x_test = y_test = None
-    if (args.test_data is None) != (args.test_labels is None):
-        print("hads export: give both --test-data and --test-labels, or neither.")
-        return 2
     if args.test_data is not None:
         x_test = _load_array(args.test_data, "--test-data")
         y_test = _load_array(args.test_labels, "--test-labels")
     labels = None
     if args.labels:
-        labels = pathlib.Path(args.labels).read_text().splitlines()
-    model = keras.models.load_model(args.model)
+        labels = _common.existing_file(args.labels, "--labels").read_text().splitlines()
+    _common.writable_folder(args.out, "--out")
+    model = _common.load_keras_model(args.model)
+    from hads_keras.export.bundle import export_all
+
     try:
         export_all(model, args.out, representative, x_test, y_test, labels=labels,
                    name=args.name, per_subnetwork=not args.no_per_subnetwork)
     except ValueError as error:
-        print(f"hads export: {error}")
-        return 1
+        raise _common.CommandError(str(error), _common.FAILED) from None
     return 0
