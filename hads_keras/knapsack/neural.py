@@ -344,16 +344,16 @@ def _items(profits, sizes, capacity):
             f"{profits.shape} and {sizes.shape}.")
     if not np.all(np.isfinite(profits)) or np.any(profits < 0):
         bad = profits[~(np.isfinite(profits) & (profits >= 0))][0]
-        raise ValueError(f"profits must be finite and >= 0; got {bad!r}.")
+        raise ValueError(f"profits must be finite and >= 0; got {float(bad)!r}.")
     capacity = np.broadcast_to(np.asarray(capacity, np.float64),
                                (profits.shape[0],))
     if np.any(~np.isfinite(capacity)) or np.any(capacity <= 0):
-        raise ValueError(f"capacity must be > 0; got {capacity.min()!r}.")
+        raise ValueError(f"capacity must be > 0; got {float(capacity.min())!r}.")
     scaled = sizes / capacity[:, None]
     if not np.all(np.isfinite(scaled)) or np.any(scaled < 0) or np.any(scaled > 1):
         b, i = np.argwhere(~((scaled >= 0) & (scaled <= 1)))[0]
         raise ValueError(
-            f"item {i} of instance {b}: size / capacity = {scaled[b, i]!r} is "
+            f"item {i} of instance {b}: size / capacity = {float(scaled[b, i])!r} is "
             "outside [0, 1] (the paper's scaling: capacity 1). Sizes must be "
             ">= 0; drop items larger than the capacity (they never fit).")
     return profits, scaled
@@ -370,11 +370,11 @@ def dp_nn_inputs(profits, sizes, capacity, p_star=None) -> np.ndarray:
     if np.any(profits != np.round(profits)):
         bad = profits[profits != np.round(profits)][0]
         raise ValueError(
-            f"the DP-NN needs integer profits, got {bad!r}: round them (the "
+            f"the DP-NN needs integer profits, got {float(bad)!r}: round them (the "
             "FPTAS-NN, build_fptas_nn, takes any profits >= 0).")
     if p_star is not None and np.any(profits.max(axis=1) > p_star):
         raise ValueError(
-            f"a profit of {profits.max()!r} exceeds p_star={p_star}; the "
+            f"a profit of {float(profits.max())!r} exceeds p_star={p_star}; the "
             "optimum may too: build the DP-NN with p_star >= the sum of profits.")
     return np.stack([profits, scaled], axis=-1).astype(np.float32)
 
