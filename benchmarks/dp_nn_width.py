@@ -23,7 +23,7 @@ epoch's, and the best of --restarts trainings (seeds) counts.
 Also writes the constructed DP-NN's size (parameters, TFLite float bytes)
 for a table of p* and n.
 
-    nice python benchmarks/dp_nn_width.py                     # defaults (~20 min, 2 cores)
+    nice python benchmarks/dp_nn_width.py      # defaults: 23 min on 2 busy cores
     nice python benchmarks/dp_nn_width.py --p_stars=2,4 --epochs=10 --sizes=false   # smoke
 """
 

@@ -15,7 +15,7 @@ sequence of draws per trial gives the whole curve P(covered | n). Reported:
 the smallest n with P(covered) >= 1 - eps (its empirical (1 - eps)-quantile
 over the trials), and the median n.
 
-    python examples/theory/lueker.py                       # eps 0.1 .. 0.001 (~1-3 min)
+    python examples/theory/lueker.py      # eps 0.1 .. 0.001: 1.3 min CPU (9 min on 2 busy cores)
     python examples/theory/lueker.py --eps=0.1,0.01 --trials_factor=20 --out_dir=/tmp/lueker
 """
 
