@@ -284,6 +284,63 @@ HADS_ALWAYS_INLINE void Block2x2(const int8_t* xa, const int8_t* xb,
   acc[3] = a11;
 }
 
+// Block2x2 for the common case of the second pixel and the second row
+// being the same distance `step` ahead (1x1 convolution of stride 1 on the
+// nested layout: both are the full channel count). Hand-scheduled to keep
+// all 14 values in registers at -Os and -O2 (22 instructions per 16 MACs).
+HADS_ALWAYS_INLINE void Block2x2SameStep(const int8_t* x, const int8_t* w,
+                                         int32_t step, int n, int32_t* acc) {
+  int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
+  int groups = n >> 2;
+  if (groups > 0) {
+    const int32_t after = step - 4;  // offset once the pointers moved on
+    uint32_t wa, va, wb, t1, t2, t3;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldr %[wa], [%[w]], #4\n\t"
+        "ldr %[va], [%[x]], #4\n\t"
+        "sxtb16 %[t1], %[wa]\n\t"
+        "sxtb16 %[t2], %[va]\n\t"
+        "smlad %[a00], %[t1], %[t2], %[a00]\n\t"
+        "sxtb16 %[wa], %[wa], ror #8\n\t"
+        "sxtb16 %[va], %[va], ror #8\n\t"
+        "smlad %[a00], %[wa], %[va], %[a00]\n\t"
+        "ldr %[wb], [%[w], %[after]]\n\t"
+        "sxtb16 %[t3], %[wb]\n\t"
+        "smlad %[a01], %[t3], %[t2], %[a01]\n\t"
+        "sxtb16 %[wb], %[wb], ror #8\n\t"
+        "smlad %[a01], %[wb], %[va], %[a01]\n\t"
+        "ldr %[va], [%[x], %[after]]\n\t"
+        "sxtb16 %[t2], %[va]\n\t"
+        "smlad %[a10], %[t1], %[t2], %[a10]\n\t"
+        "smlad %[a11], %[t3], %[t2], %[a11]\n\t"
+        "sxtb16 %[va], %[va], ror #8\n\t"
+        "smlad %[a10], %[wa], %[va], %[a10]\n\t"
+        "smlad %[a11], %[wb], %[va], %[a11]\n\t"
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b\n\t"
+        : [w] "+&r"(w), [x] "+&r"(x), [n] "+&r"(groups), [a00] "+&r"(a00),
+          [a01] "+&r"(a01), [a10] "+&r"(a10), [a11] "+&r"(a11),
+          [wa] "=&r"(wa), [va] "=&r"(va), [wb] "=&r"(wb), [t1] "=&r"(t1),
+          [t2] "=&r"(t2), [t3] "=&r"(t3)
+        : [after] "r"(after)
+        : "cc", "memory");
+  }
+  for (int i = n & 3; i != 0; --i) {
+    const int32_t x0 = x[0], x1 = x[step], k0 = w[0], k1 = w[step];
+    a00 += x0 * k0;
+    a01 += x0 * k1;
+    a10 += x1 * k0;
+    a11 += x1 * k1;
+    ++x;
+    ++w;
+  }
+  acc[0] = a00;
+  acc[1] = a01;
+  acc[2] = a10;
+  acc[3] = a11;
+}
+
 void Pointwise(const int8_t* input, int in_step, int pixels, int n,
                const int8_t* weights, int w_step, int active_out,
                int32_t input_offset, const OutputStage& os, int8_t* output,
@@ -300,7 +357,11 @@ void Pointwise(const int8_t* input, int in_step, int pixels, int n,
     int p = 0;
     for (; p + 2 <= pixels; p += 2) {
       int32_t acc[4] = {base0, base1, base0, base1};
-      Block2x2(x, x + in_step, w0, w1, n, acc);
+      if (in_step == w_step) {
+        Block2x2SameStep(x, w0, w_step, n, acc);
+      } else {
+        Block2x2(x, x + in_step, w0, w1, n, acc);
+      }
       out[0] = os.Out(acc[0], oc);
       out[1] = os.Out(acc[1], oc + 1);
       out[out_step] = os.Out(acc[2], oc);
@@ -367,19 +428,17 @@ HADS_ALWAYS_INLINE void FillBytes(int8_t* dst, uint32_t fill4, int n) {
   for (; n > 0; --n) *dst++ = static_cast<int8_t>(fill4);
 }
 
-// Widens `groups` groups of 4 int8 at `src` to column words at `dst`;
-// src may lie in the upper half of the same buffer (each group is read
-// before its words are written, and never overwrites unread bytes).
+// Widens `groups` groups of 4 int8 at `src` to column words at `dst`
+// (two words per group, groups 4 words apart: the two columns of a pixel
+// pair are interleaved so one pointer walks both).
 HADS_ALWAYS_INLINE void Widen(uint32_t* dst, const int8_t* src, int groups,
                               int32_t offset2) {
   for (int g = groups; g != 0; --g) {
     const uint32_t v = Load4(src);
     src += 4;
-    const uint32_t lo = static_cast<uint32_t>(Sxtab16(offset2, v));
-    const uint32_t hi = static_cast<uint32_t>(Sxtab16Ror8(offset2, v));
-    dst[0] = lo;
-    dst[1] = hi;
-    dst += 2;
+    dst[0] = static_cast<uint32_t>(Sxtab16(offset2, v));
+    dst[1] = static_cast<uint32_t>(Sxtab16Ror8(offset2, v));
+    dst += 4;
   }
 }
 
@@ -392,9 +451,11 @@ struct ConvContext {
   bool contiguous;      // all input channels active
   int k;                // values of the contiguous layout
   int k4;               // k rounded up to 4
+  int8_t* gather;       // k4 bytes: the contiguous layout's int8 field
 };
 
-// Builds the column of output pixel (oy, ox) into `col`.
+// Builds the column of output pixel (oy, ox) into `col` (the words of
+// column a or b of the interleaved pair: base + 0 or base + 2).
 void BuildColumn(const ConvContext& c, int oy, int ox, uint32_t* col) {
   const ConvShape& s = *c.shape;
   const int cin = s.in_channels;
@@ -405,9 +466,8 @@ void BuildColumn(const ConvContext& c, int oy, int ox, uint32_t* col) {
   const int fx_end_raw = s.in_width - in_x0;
   const int fx_end = fx_end_raw < s.filter_width ? fx_end_raw : s.filter_width;
   if (c.contiguous) {
-    // Gather int8 (padding = -offset) into the column's upper half, then
-    // widen in place.
-    int8_t* bytes = reinterpret_cast<int8_t*>(col) + c.k4;
+    // Gather int8 (padding = -offset, which widens to 0), then widen.
+    int8_t* bytes = c.gather;
     const int tap_row = s.filter_width * cin;
     int8_t* dst = bytes;
     for (int fy = 0; fy < s.filter_height; ++fy) {
@@ -431,7 +491,7 @@ void BuildColumn(const ConvContext& c, int oy, int ox, uint32_t* col) {
   const int n = c.active_in;
   const int groups = n >> 2;
   const int tail = n & 3;
-  const int words = ((n + 3) >> 2) * 2;
+  const int words = ((n + 3) >> 2) * 4;  // both columns' words of a tap
   uint32_t* dst = col;
   for (int fy = 0; fy < s.filter_height; ++fy) {
     const int y = in_y0 + fy;
@@ -439,14 +499,17 @@ void BuildColumn(const ConvContext& c, int oy, int ox, uint32_t* col) {
     const int8_t* x = row_inside ? c.input + y * in_row : c.input;
     for (int fx = 0; fx < s.filter_width; ++fx) {
       if (!row_inside || fx < fx_begin || fx >= fx_end) {
-        for (int i = 0; i < words; ++i) dst[i] = 0;
+        for (int i = 0; i < words; i += 4) {
+          dst[i] = 0;
+          dst[i + 1] = 0;
+        }
       } else {
         const int8_t* src = x + (in_x0 + fx) * cin;
         Widen(dst, src, groups, c.offset2);
         if (tail != 0) {
           const uint32_t v = LoadPartial(src + 4 * groups, tail, c.fill4);
-          dst[2 * groups] = static_cast<uint32_t>(Sxtab16(c.offset2, v));
-          dst[2 * groups + 1] =
+          dst[4 * groups] = static_cast<uint32_t>(Sxtab16(c.offset2, v));
+          dst[4 * groups + 1] =
               static_cast<uint32_t>(Sxtab16Ror8(c.offset2, v));
         }
       }
@@ -455,70 +518,106 @@ void BuildColumn(const ConvContext& c, int oy, int ox, uint32_t* col) {
   }
 }
 
-// One group of 4 values of two columns (a, b) times two weight words.
-HADS_ALWAYS_INLINE void Group2x2(uint32_t wa, uint32_t wb, const uint32_t* ca,
-                                 const uint32_t* cb, int32_t* a00,
-                                 int32_t* a01, int32_t* a10, int32_t* a11) {
-  const int32_t ca_lo = static_cast<int32_t>(ca[0]);
-  const int32_t ca_hi = static_cast<int32_t>(ca[1]);
+// One group of 4 values of both columns (interleaved words q[0..3]) times
+// two weight words.
+HADS_ALWAYS_INLINE void Group2x2(uint32_t wa, uint32_t wb, const uint32_t* q,
+                                 int32_t* a00, int32_t* a01, int32_t* a10,
+                                 int32_t* a11) {
   const int32_t wal = Sxtb16(wa);
   const int32_t wah = Sxtb16Ror8(wa);
-  *a00 = Smlad(wal, ca_lo, *a00);
-  *a00 = Smlad(wah, ca_hi, *a00);
   const int32_t wbl = Sxtb16(wb);
   const int32_t wbh = Sxtb16Ror8(wb);
-  *a01 = Smlad(wbl, ca_lo, *a01);
-  *a01 = Smlad(wbh, ca_hi, *a01);
-  const int32_t cb_lo = static_cast<int32_t>(cb[0]);
-  const int32_t cb_hi = static_cast<int32_t>(cb[1]);
-  *a10 = Smlad(wal, cb_lo, *a10);
-  *a10 = Smlad(wah, cb_hi, *a10);
-  *a11 = Smlad(wbl, cb_lo, *a11);
-  *a11 = Smlad(wbh, cb_hi, *a11);
+  *a00 = Smlad(wal, static_cast<int32_t>(q[0]), *a00);
+  *a00 = Smlad(wah, static_cast<int32_t>(q[1]), *a00);
+  *a01 = Smlad(wbl, static_cast<int32_t>(q[0]), *a01);
+  *a01 = Smlad(wbh, static_cast<int32_t>(q[1]), *a01);
+  *a10 = Smlad(wal, static_cast<int32_t>(q[2]), *a10);
+  *a10 = Smlad(wah, static_cast<int32_t>(q[3]), *a10);
+  *a11 = Smlad(wbl, static_cast<int32_t>(q[2]), *a11);
+  *a11 = Smlad(wbh, static_cast<int32_t>(q[3]), *a11);
 }
 
-// Outputs of all active channels for the pixels of columns a and b.
-// Weight words past a segment's end (multiplied by zero lanes) are read
-// only where they lie inside the filter; elsewhere they are built from
-// the segment's own bytes.
+// n >= 1 groups: weights of row 0 at p (row 1 at p + row_step), columns
+// at q. Hand-scheduled so that -Os and -O2 keep all 14 values in registers
+// (18 instructions per 16 MACs); advances p and q.
+HADS_ALWAYS_INLINE void Groups2x2(const int8_t** p, int32_t row_step,
+                                  const uint32_t** q, int n, int32_t* a00,
+                                  int32_t* a01, int32_t* a10, int32_t* a11) {
+  const int8_t* pp = *p;
+  const uint32_t* qq = *q;
+  const int32_t step = row_step - 4;  // after the post-increment
+  int32_t x00 = *a00, x01 = *a01, x10 = *a10, x11 = *a11;
+  uint32_t wa, wb, wal, wbl, c0, c1;
+  __asm__ volatile(
+      "1:\n\t"
+      "ldr %[wa], [%[p]], #4\n\t"
+      "ldr %[wb], [%[p], %[step]]\n\t"
+      "ldrd %[c0], %[c1], [%[q]], #8\n\t"
+      "sxtb16 %[wal], %[wa]\n\t"
+      "sxtb16 %[wa], %[wa], ror #8\n\t"
+      "sxtb16 %[wbl], %[wb]\n\t"
+      "sxtb16 %[wb], %[wb], ror #8\n\t"
+      "smlad %[x00], %[wal], %[c0], %[x00]\n\t"
+      "smlad %[x00], %[wa], %[c1], %[x00]\n\t"
+      "smlad %[x01], %[wbl], %[c0], %[x01]\n\t"
+      "smlad %[x01], %[wb], %[c1], %[x01]\n\t"
+      "ldrd %[c0], %[c1], [%[q]], #8\n\t"
+      "smlad %[x10], %[wal], %[c0], %[x10]\n\t"
+      "smlad %[x10], %[wa], %[c1], %[x10]\n\t"
+      "smlad %[x11], %[wbl], %[c0], %[x11]\n\t"
+      "smlad %[x11], %[wb], %[c1], %[x11]\n\t"
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b\n\t"
+      : [p] "+&r"(pp), [q] "+&r"(qq), [n] "+&r"(n), [x00] "+&r"(x00),
+        [x01] "+&r"(x01), [x10] "+&r"(x10), [x11] "+&r"(x11),
+        [wa] "=&r"(wa), [wb] "=&r"(wb), [wal] "=&r"(wal), [wbl] "=&r"(wbl),
+        [c0] "=&r"(c0), [c1] "=&r"(c1)
+      : [step] "r"(step)
+      : "cc", "memory");
+  *p = pp;
+  *q = qq;
+  *a00 = x00;
+  *a01 = x01;
+  *a10 = x10;
+  *a11 = x11;
+}
+
+// Outputs of all active channels for the two pixels of the interleaved
+// columns `cols`. A segment's last group may read weight bytes past the
+// segment (they meet zero lanes); it does so only where they lie inside
+// the filter, else it builds the word from the segment's own bytes.
 void MatMulColumns(const int8_t* filter, int f_size, int filter_bytes,
-                   int active_out, const Segments& seg, const uint32_t* col_a,
-                   const uint32_t* col_b, const OutputStage& os,
-                   int8_t* out_a, int8_t* out_b) {
+                   int active_out, const Segments& seg, const uint32_t* cols,
+                   const OutputStage& os, int8_t* out_a, int8_t* out_b) {
   const int groups = seg.length >> 2;
   const int tail = seg.length & 3;
+  const int all_groups = groups + (tail != 0 ? 1 : 0);
   const int last_read =
-      (seg.count - 1) * seg.w_stride + 4 * groups + 4;  // end of a row's reads
+      (seg.count - 1) * seg.w_stride + 4 * all_groups;  // end of a row's reads
   int oc = 0;
   for (; oc < active_out; oc += 2) {
     // An odd last channel runs as a pair with itself (output written once).
     const int oc1 = oc + 1 < active_out ? oc + 1 : oc;
     const int8_t* w0 = filter + oc * f_size;
-    const int8_t* w1 = filter + oc1 * f_size;
+    const int32_t row_step = (oc1 - oc) * f_size;
     const bool tail_in_bounds = oc1 * f_size + last_read <= filter_bytes;
     int32_t a00 = os.Bias(oc), a01 = os.Bias(oc1);
     int32_t a10 = a00, a11 = a01;
-    const uint32_t* ca = col_a;
-    const uint32_t* cb = col_b;
+    const uint32_t* q = cols;
     for (int sgm = 0; sgm < seg.count; ++sgm) {
-      const int8_t* p0 = w0 + sgm * seg.w_stride;
-      const int8_t* p1 = w1 + sgm * seg.w_stride;
-      const uint32_t* qa = ca;
-      const uint32_t* qb = cb;
-      for (int g = groups; g != 0; --g) {
-        Group2x2(Load4(p0), Load4(p1), qa, qb, &a00, &a01, &a10, &a11);
-        p0 += 4;
-        p1 += 4;
-        qa += 2;
-        qb += 2;
+      const int8_t* p = w0 + sgm * seg.w_stride;
+      if (tail_in_bounds) {
+        Groups2x2(&p, row_step, &q, all_groups, &a00, &a01, &a10, &a11);
+        continue;
+      }
+      if (groups > 0) {
+        Groups2x2(&p, row_step, &q, groups, &a00, &a01, &a10, &a11);
       }
       if (tail != 0) {
-        const uint32_t wa = tail_in_bounds ? Load4(p0) : LoadPartial(p0, tail, 0);
-        const uint32_t wb = tail_in_bounds ? Load4(p1) : LoadPartial(p1, tail, 0);
-        Group2x2(wa, wb, qa, qb, &a00, &a01, &a10, &a11);
+        Group2x2(LoadPartial(p, tail, 0), LoadPartial(p + row_step, tail, 0),
+                 q, &a00, &a01, &a10, &a11);
+        q += 4;
       }
-      ca += seg.col_words;
-      cb += seg.col_words;
     }
     out_a[oc] = os.Out(a00, oc);
     out_b[oc] = os.Out(a10, oc);
@@ -530,6 +629,46 @@ void MatMulColumns(const int8_t* filter, int f_size, int filter_bytes,
 }
 
 int RoundUp4(int n) { return (n + 3) & ~3; }
+
+// Values of one column, enough for both layouts (the per-tap one is the
+// larger).
+int32_t ColumnValues(const ConvShape& s) {
+  return s.filter_height * s.filter_width * RoundUp4(s.in_channels);
+}
+
+// Depthwise: four channels over `taps` horizontally adjacent taps (input
+// and weights both `cin` bytes per tap; weights at x + w_minus_x).
+// Hand-scheduled (13 values in registers at -Os and -O2).
+HADS_ALWAYS_INLINE void DepthwiseTaps4(const int8_t* x, int32_t w_minus_x,
+                                       int32_t cin, int taps, int32_t offset2,
+                                       int32_t* acc) {
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+  uint32_t xv, wv, t, u;
+  __asm__ volatile(
+      "1:\n\t"
+      "ldr %[xv], [%[x]]\n\t"
+      "ldr %[wv], [%[x], %[d]]\n\t"
+      "add %[x], %[x], %[cin]\n\t"
+      "sxtab16 %[t], %[o2], %[xv]\n\t"
+      "sxtb16 %[u], %[wv]\n\t"
+      "smlabb %[a0], %[t], %[u], %[a0]\n\t"
+      "smlatt %[a2], %[t], %[u], %[a2]\n\t"
+      "sxtab16 %[t], %[o2], %[xv], ror #8\n\t"
+      "sxtb16 %[u], %[wv], ror #8\n\t"
+      "smlabb %[a1], %[t], %[u], %[a1]\n\t"
+      "smlatt %[a3], %[t], %[u], %[a3]\n\t"
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b\n\t"
+      : [x] "+&r"(x), [n] "+&r"(taps), [a0] "+&r"(a0), [a1] "+&r"(a1),
+        [a2] "+&r"(a2), [a3] "+&r"(a3), [xv] "=&r"(xv), [wv] "=&r"(wv),
+        [t] "=&r"(t), [u] "=&r"(u)
+      : [d] "r"(w_minus_x), [cin] "r"(cin), [o2] "r"(offset2)
+      : "cc", "memory");
+  acc[0] = a0;
+  acc[1] = a1;
+  acc[2] = a2;
+  acc[3] = a3;
+}
 
 }  // namespace
 
@@ -583,10 +722,8 @@ int32_t Conv2DInt8ScratchBytes(const ConvShape& s) {
       s.pad_width == 0) {
     return 0;
   }
-  // Two columns of int16 values; the per-tap layout is the larger one.
-  const int32_t values = s.filter_height * s.filter_width *
-                         RoundUp4(s.in_channels);
-  return 2 * values * static_cast<int32_t>(sizeof(int16_t));
+  // Two columns of int16 values, then the int8 gather of one.
+  return 5 * ColumnValues(s);
 }
 
 Status Conv2DInt8(const ConvShape& s, const QuantizedParams& params,
@@ -646,16 +783,16 @@ Status Conv2DInt8(const ConvShape& s, const QuantizedParams& params,
   if (c.contiguous) {
     seg.count = 1;
     seg.length = c.k;
-    seg.col_words = c.k4 / 2;
+    seg.col_words = c.k4;
     seg.w_stride = 0;
   } else {
     seg.count = s.filter_height * s.filter_width;
     seg.length = active_in;
-    seg.col_words = RoundUp4(active_in) / 2;
+    seg.col_words = RoundUp4(active_in);
     seg.w_stride = cin;
   }
-  uint32_t* col_a = static_cast<uint32_t*>(scratch);
-  uint32_t* col_b = col_a + needed / 8;  // half the scratch, in words
+  uint32_t* cols = static_cast<uint32_t*>(scratch);
+  c.gather = reinterpret_cast<int8_t*>(cols) + 4 * ColumnValues(s);
   const int f_size = c.k;
   const int filter_bytes = cout * f_size;
   for (int b = 0; b < s.batches; ++b) {
@@ -666,19 +803,21 @@ Status Conv2DInt8(const ConvShape& s, const QuantizedParams& params,
       const int oy = p / s.out_width;
       const int ox = p - oy * s.out_width;
       if (pending < 0) {
-        BuildColumn(c, oy, ox, col_a);
+        BuildColumn(c, oy, ox, cols);
         pending = p;
         continue;
       }
-      BuildColumn(c, oy, ox, col_b);
-      MatMulColumns(filter, f_size, filter_bytes, active_out, seg, col_a,
-                    col_b, os, out_b + pending * cout, out_b + p * cout);
+      BuildColumn(c, oy, ox, cols + 2);
+      MatMulColumns(filter, f_size, filter_bytes, active_out, seg, cols, os,
+                    out_b + pending * cout, out_b + p * cout);
       pending = -1;
     }
     if (pending >= 0) {  // odd pixel count: the last pixel twice
+      const int oy = pending / s.out_width;
+      BuildColumn(c, oy, pending - oy * s.out_width, cols + 2);
       int8_t* out = out_b + pending * cout;
-      MatMulColumns(filter, f_size, filter_bytes, active_out, seg, col_a,
-                    col_a, os, out, out);
+      MatMulColumns(filter, f_size, filter_bytes, active_out, seg, cols, os,
+                    out, out);
     }
     if (active_out < cout) {
       for (int p = 0; p < pixels; ++p) {
@@ -732,32 +871,22 @@ Status DepthwiseConv2DInt8(const ConvShape& s, const QuantizedParams& params,
         const int w_skip = f_row - taps_x * cin;
         for (int g = 0; g < groups; ++g) {
           const int c = 4 * g;
-          int32_t acc0 = os.Bias(c), acc1 = os.Bias(c + 1);
-          int32_t acc2 = os.Bias(c + 2), acc3 = os.Bias(c + 3);
+          int32_t acc[4] = {os.Bias(c), os.Bias(c + 1), os.Bias(c + 2),
+                            os.Bias(c + 3)};
           const int8_t* x = x0 + c;
-          const int8_t* w = w_start + c;
+          int32_t w_minus_x = static_cast<int32_t>(
+              reinterpret_cast<uintptr_t>(w_start + c) -
+              reinterpret_cast<uintptr_t>(x));
           for (int fy = fy_begin; fy < fy_stop; ++fy) {
-            for (int i = taps_x; i != 0; --i) {
-              const uint32_t xv = Load4(x);
-              const uint32_t wv = Load4(w);
-              const int32_t xl = Sxtab16(offset2, xv);
-              const int32_t wl = Sxtb16(wv);
-              acc0 = Smlabb(xl, wl, acc0);
-              acc2 = Smlatt(xl, wl, acc2);
-              const int32_t xh = Sxtab16Ror8(offset2, xv);
-              const int32_t wh = Sxtb16Ror8(wv);
-              acc1 = Smlabb(xh, wh, acc1);
-              acc3 = Smlatt(xh, wh, acc3);
-              x += cin;
-              w += cin;
-            }
-            x += x_skip;
-            w += w_skip;
+            DepthwiseTaps4(x, w_minus_x, cin, taps_x, offset2, acc);
+            // Next filter row: the input moves a row, the weights f_row.
+            x += in_row;
+            w_minus_x += f_row - in_row;
           }
-          out[c] = os.Out(acc0, c);
-          out[c + 1] = os.Out(acc1, c + 1);
-          out[c + 2] = os.Out(acc2, c + 2);
-          out[c + 3] = os.Out(acc3, c + 3);
+          out[c] = os.Out(acc[0], c);
+          out[c + 1] = os.Out(acc[1], c + 1);
+          out[c + 2] = os.Out(acc[2], c + 2);
+          out[c + 3] = os.Out(acc[3], c + 3);
         }
         for (int c = 4 * groups; c < active_in; ++c) {
           int32_t acc = os.Bias(c);
