@@ -155,35 +155,56 @@ HADS_ALWAYS_INLINE int8_t FillValue(int32_t output_offset) {
 // ---------------------------------------------------------------------------
 // Fully connected: dot products of two weight rows with one input vector.
 
+// Two weight rows (w0 and w0 + row_step) times one input vector, the input
+// offset added while widening. Hand-scheduled: 8 columns per iteration,
+// 28 instructions per 16 MACs at -Os and -O2.
 HADS_ALWAYS_INLINE void Dot2Rows(const int8_t* x, const int8_t* w0,
-                                 const int8_t* w1, int n, int32_t offset,
+                                 int32_t row_step, int n, int32_t offset,
                                  int32_t offset2, int32_t* acc0,
                                  int32_t* acc1) {
   int32_t s0 = *acc0;
   int32_t s1 = *acc1;
-  for (int i = n >> 3; i != 0; --i) {
-    uint32_t xv = Load4(x);
-    int32_t xl = Sxtab16(offset2, xv);
-    int32_t xh = Sxtab16Ror8(offset2, xv);
-    uint32_t wv = Load4(w0);
-    s0 = Smlad(Sxtb16(wv), xl, s0);
-    s0 = Smlad(Sxtb16Ror8(wv), xh, s0);
-    wv = Load4(w1);
-    s1 = Smlad(Sxtb16(wv), xl, s1);
-    s1 = Smlad(Sxtb16Ror8(wv), xh, s1);
-    xv = Load4(x + 4);
-    xl = Sxtab16(offset2, xv);
-    xh = Sxtab16Ror8(offset2, xv);
-    wv = Load4(w0 + 4);
-    s0 = Smlad(Sxtb16(wv), xl, s0);
-    s0 = Smlad(Sxtb16Ror8(wv), xh, s0);
-    wv = Load4(w1 + 4);
-    s1 = Smlad(Sxtb16(wv), xl, s1);
-    s1 = Smlad(Sxtb16Ror8(wv), xh, s1);
-    x += 8;
-    w0 += 8;
-    w1 += 8;
+  const int32_t after = row_step - 4;  // once w0 moved on by 4
+  int blocks = n >> 3;
+  if (blocks > 0) {
+    uint32_t xv, xl, wv, wl;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldr %[xv], [%[x]], #4\n\t"
+        "ldr %[wv], [%[w]], #4\n\t"
+        "sxtab16 %[xl], %[o2], %[xv]\n\t"
+        "sxtab16 %[xv], %[o2], %[xv], ror #8\n\t"
+        "sxtb16 %[wl], %[wv]\n\t"
+        "sxtb16 %[wv], %[wv], ror #8\n\t"
+        "smlad %[s0], %[wl], %[xl], %[s0]\n\t"
+        "smlad %[s0], %[wv], %[xv], %[s0]\n\t"
+        "ldr %[wv], [%[w], %[after]]\n\t"
+        "sxtb16 %[wl], %[wv]\n\t"
+        "sxtb16 %[wv], %[wv], ror #8\n\t"
+        "smlad %[s1], %[wl], %[xl], %[s1]\n\t"
+        "smlad %[s1], %[wv], %[xv], %[s1]\n\t"
+        "ldr %[xv], [%[x]], #4\n\t"
+        "ldr %[wv], [%[w]], #4\n\t"
+        "sxtab16 %[xl], %[o2], %[xv]\n\t"
+        "sxtab16 %[xv], %[o2], %[xv], ror #8\n\t"
+        "sxtb16 %[wl], %[wv]\n\t"
+        "sxtb16 %[wv], %[wv], ror #8\n\t"
+        "smlad %[s0], %[wl], %[xl], %[s0]\n\t"
+        "smlad %[s0], %[wv], %[xv], %[s0]\n\t"
+        "ldr %[wv], [%[w], %[after]]\n\t"
+        "sxtb16 %[wl], %[wv]\n\t"
+        "sxtb16 %[wv], %[wv], ror #8\n\t"
+        "smlad %[s1], %[wl], %[xl], %[s1]\n\t"
+        "smlad %[s1], %[wv], %[xv], %[s1]\n\t"
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b\n\t"
+        : [x] "+&r"(x), [w] "+&r"(w0), [n] "+&r"(blocks), [s0] "+&r"(s0),
+          [s1] "+&r"(s1), [xv] "=&r"(xv), [xl] "=&r"(xl), [wv] "=&r"(wv),
+          [wl] "=&r"(wl)
+        : [after] "r"(after), [o2] "r"(offset2)
+        : "cc", "memory");
   }
+  const int8_t* w1 = w0 + row_step;
   if (n & 4) {
     const uint32_t xv = Load4(x);
     const int32_t xl = Sxtab16(offset2, xv);
@@ -697,8 +718,8 @@ Status FullyConnectedInt8(const FullyConnectedShape& shape,
       int32_t acc0 = os.Bias(oc);
       int32_t acc1 = os.Bias(oc + 1);
       for (int p = 0; p < segments; ++p) {
-        Dot2Rows(x_row + p * cin, w0 + p * cin, w0 + row + p * cin, length,
-                 offset, offset2, &acc0, &acc1);
+        Dot2Rows(x_row + p * cin, w0 + p * cin, row, length, offset, offset2,
+                 &acc0, &acc1);
       }
       out[oc] = os.Out(acc0, oc);
       out[oc + 1] = os.Out(acc1, oc + 1);
