@@ -54,8 +54,7 @@ HARNESS = ROOT / "benchmarks" / "cortex_m4"
 OPS = ROOT / "tflm_ops"
 LIBRARY_SRC = ROOT / "arduino" / "src"
 KERNEL_SOURCES = [OPS / "hads_kernels.cc", OPS / "hads_kernels_dsp.cc"]
-SOURCES = ["benchmarks/cortex_m4.py", "benchmarks/provenance.py",
-           "benchmarks/cortex_m4", "tflm_ops/hads_kernels.h",
+SOURCES = ["benchmarks/cortex_m4.py", "benchmarks/cortex_m4", "tflm_ops/hads_kernels.h",
            "tflm_ops/hads_kernels.cc", "tflm_ops/hads_kernels_dsp.h",
            "tflm_ops/hads_kernels_dsp.cc", "arduino/src/hads_subnetworks.h",
            "arduino/src/hads_subnetworks.cpp"]
