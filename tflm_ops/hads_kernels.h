@@ -38,10 +38,12 @@
 // 1 where the int8 entry points below run the kernels for Cortex-M cores
 // with the DSP extension (hads_kernels_dsp.cc: ARMv7E-M such as Cortex-M4 /
 // M7, ARMv8-M Mainline with DSP such as Cortex-M33), bit-exact with the
-// portable ones in hads::reference. Define HADS_PORTABLE_KERNELS to force
-// the portable kernels.
+// portable ones in hads::reference. M profile only (their inner loops are
+// Thumb-2 assembly; A-profile cores also define __ARM_FEATURE_DSP). Define
+// HADS_PORTABLE_KERNELS to force the portable kernels.
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && \
-    !defined(HADS_PORTABLE_KERNELS)
+    defined(__ARM_ARCH_PROFILE) && __ARM_ARCH_PROFILE == 'M' && \
+    defined(__thumb2__) && !defined(HADS_PORTABLE_KERNELS)
 #define HADS_OPTIMIZED_KERNELS 1
 #else
 #define HADS_OPTIMIZED_KERNELS 0
