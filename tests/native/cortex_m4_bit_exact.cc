@@ -4,7 +4,8 @@
 // hads::FullyConnectedInt8 / Conv2DInt8 / DepthwiseConv2DInt8 run on a DSP
 // core against the portable hads::reference kernels, bit for bit, on
 //  * every subnetwork of the DNN S, CNN S and DS-CNN S layers (the widths
-//    of benchmarks/cortex_m4.py, plus width 1 and odd widths), and
+//    of benchmarks/cortex_m4.py, plus width 1 and odd widths) and of the
+//    Arduino examples' nested DS-CNN (8x8x1, input zero point -128), and
 //  * random shapes: odd widths, width 1, widths not a multiple of 4,
 //    several input positions (flatten), batches, strides, SAME / VALID
 //    padding, depth multipliers, fused activation ranges, no bias, left and
@@ -48,6 +49,7 @@ int32_t g_mult[kMaxChannels], g_shift[kMaxChannels], g_bias[kMaxChannels];
 uint32_t g_scratch[8 * 1024];
 
 int g_failures = 0;
+int g_force_input_offset = 1000;  // 1000: random
 
 void Fill(int8_t* p, int n) {
   for (int i = 0; i < n; ++i) p[i] = static_cast<int8_t>(Next());
@@ -66,6 +68,7 @@ hads::QuantizedParams RandomParams(int out_channels, int terms) {
   }
   hads::QuantizedParams p;
   p.input_offset = Uniform(-127, 128);
+  if (g_force_input_offset != 1000) p.input_offset = g_force_input_offset;
   p.output_offset = Uniform(-128, 127);
   const int kind = Uniform(0, 3);
   p.act_min = -128;
@@ -305,7 +308,32 @@ int CheckRandomDepthwise(int count) {
 
 }  // namespace
 
+// The Arduino examples' nested DS-CNN (8x8x1 digits), input zero point -128.
+int CheckDigits() {
+  int cases = 0;
+  g_force_input_offset = 128;
+  const int w1[] = {16, 12, 8, 4}, w2[] = {24, 18, 12, 6};
+  for (int k = 0; k < 4; ++k) {
+    hads::ConvShape s;
+    MakeShape(1, 8, 8, 1, 3, 3, 16, 1, 1, hads::kPaddingSame, 1, &s);
+    CheckConv(s, 1, w1[k]);
+    MakeShape(1, 8, 8, 16, 3, 3, 16, 1, 1, hads::kPaddingSame, 1, &s);
+    CheckDepthwise(s, w1[k]);
+    MakeShape(1, 8, 8, 16, 1, 1, 24, 1, 1, hads::kPaddingSame, 1, &s);
+    CheckConv(s, w1[k], w2[k]);
+    MakeShape(1, 8, 8, 24, 3, 3, 24, 2, 2, hads::kPaddingSame, 1, &s);
+    CheckDepthwise(s, w2[k]);
+    MakeShape(1, 4, 4, 24, 1, 1, 24, 1, 1, hads::kPaddingSame, 1, &s);
+    CheckConv(s, w2[k], w2[k]);
+    CheckFc(1, 1, 24, 10, w2[k], 10);
+    cases += 6;
+  }
+  g_force_input_offset = 1000;
+  return cases;
+}
+
 int main() {
+  Group("digits", CheckDigits());
   Group("families", CheckFamilies());
   Group("random_fully_connected", CheckRandomFc(150));
   Group("random_conv", CheckRandomConv(150));

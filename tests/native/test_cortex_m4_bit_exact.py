@@ -81,6 +81,8 @@ def test_every_family_and_random_group_ran(qemu_output):
     _, output = qemu_output
     groups = {m.group(1): int(m.group(2))
               for m in re.finditer(r"GROUP name=(\w+) cases=(\d+)", output)}
-    # 6 widths x (4 DNN + 4 DS-CNN + 5 CNN layers); 150 random of each kind.
-    assert groups == {"families": 78, "random_fully_connected": 150,
+    # 6 widths x (4 DNN + 4 DS-CNN + 5 CNN layers); the Arduino examples'
+    # DS-CNN (6 layers x 4 subnetworks, zero point -128); 150 random of each.
+    assert groups == {"families": 78, "digits": 24,
+                      "random_fully_connected": 150,
                       "random_conv": 150, "random_depthwise": 150}, output[-2000:]
