@@ -38,6 +38,10 @@ import tempfile
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BENCH_SOURCE = REPO / "benchmarks" / "kernels_bench.cc"
+# What the measurement depends on (for benchmarks/provenance.py).
+SOURCES = ["benchmarks/kernels.py", "benchmarks/kernels_bench.cc",
+           "tflm_ops/hads_kernels.h", "tflm_ops/hads_kernels.cc",
+           "tflm_ops/hads_kernels_dsp.h", "tflm_ops/hads_kernels_dsp.cc"]
 KERNELS = REPO / "tflm_ops" / "hads_kernels.cc"
 MAC_TARGETS = (1.0, 0.75, 0.5, 0.25)
 CXXFLAGS = ["-std=c++17", "-O2", "-fno-exceptions", "-fno-rtti"]
@@ -164,6 +168,9 @@ def main(argv=None):
                   f"{s['nested_over_standalone']:13.4f}  "
                   f"{s['instructions_per_mac']:9.3f}  "
                   f"{s['instruction_fraction_over_mac_fraction']:11.4f}")
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import provenance
+    provenance.stamp(results, SOURCES, "python benchmarks/kernels.py")
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

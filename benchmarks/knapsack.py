@@ -25,6 +25,7 @@ from absl import app, flags
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from hads_keras.knapsack import shapes, solve_problem  # noqa: E402
+from benchmarks import provenance  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["DNN-S", "DNN-L", "CNN-S", "CNN-L", "DS-CNN-S", "DS-CNN-L"],
@@ -151,6 +152,8 @@ def main(argv):
                   f" importance kept +{cmp[m]['importance_gain_pct']:.2f}%", flush=True)
         res["exact_vs_paper"] = cmp
         results["models"][name] = res
+    provenance.stamp(results, ["benchmarks/knapsack.py", "hads_keras/knapsack"],
+                     "python " + " ".join(sys.argv))
     os.makedirs(os.path.dirname(FLAGS.out), exist_ok=True)
     with open(FLAGS.out, "w") as f:
         json.dump(results, f, indent=1)

@@ -32,9 +32,16 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 
 import numpy as np
+
+# What the timed steps run (for benchmarks/provenance.py).
+SOURCES = ["benchmarks/training_step.py", "hads_keras/layers",
+           "hads_keras/training.py", "hads_keras/models.py",
+           "hads_keras/graph.py", "hads_keras/permute.py",
+           "hads_keras/costs.py", "hads_keras/plan.py"]
 
 
 def main():
@@ -136,6 +143,10 @@ def main():
               f"{breakdown['full_network']:.1f}; subnetworks " + ", ".join(
                   f"{k}: {t:.1f} ({100 * macs[k] / macs[0]:.0f} % MACs)"
                   for k, t in enumerate(breakdown["subnetworks"])))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import provenance
+    provenance.stamp(result, SOURCES, "python benchmarks/training_step.py "
+                     "(on a quiet machine)")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)

@@ -35,6 +35,20 @@
 
 #include <cstdint>
 
+// 1 where the int8 entry points below run the kernels for Cortex-M cores
+// with the DSP extension (hads_kernels_dsp.cc: ARMv7E-M such as Cortex-M4 /
+// M7, ARMv8-M Mainline with DSP such as Cortex-M33), bit-exact with the
+// portable ones in hads::reference. M profile only (their inner loops are
+// Thumb-2 assembly; A-profile cores also define __ARM_FEATURE_DSP). Define
+// HADS_PORTABLE_KERNELS to force the portable kernels.
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && \
+    defined(__ARM_ARCH_PROFILE) && __ARM_ARCH_PROFILE == 'M' && \
+    defined(__thumb2__) && !defined(HADS_PORTABLE_KERNELS)
+#define HADS_OPTIMIZED_KERNELS 1
+#else
+#define HADS_OPTIMIZED_KERNELS 0
+#endif
+
 namespace hads {
 
 // Result of every kernel and helper. Anything but kOk means nothing was
@@ -145,6 +159,10 @@ struct FloatParams {
 // ---------------------------------------------------------------------------
 // Kernels. `active_in` / `active_out` are the subnetwork's active channels
 // (1 .. full); for depthwise the active output is active_in * M.
+//
+// The int8 entry points run the optimized kernels where
+// HADS_OPTIMIZED_KERNELS is 1 and the portable ones (hads::reference)
+// elsewhere; results are identical bit for bit.
 
 Status FullyConnectedInt8(const FullyConnectedShape& shape,
                           const QuantizedParams& params, int active_in,
@@ -160,6 +178,19 @@ Status Conv2DInt8(const ConvShape& shape, const QuantizedParams& params,
                   int active_in, int active_out, const int8_t* input,
                   const int8_t* filter, int8_t* output);
 
+// Conv2DInt8 with scratch memory: on DSP cores a general (not 1x1)
+// convolution builds int16 im2col columns of two output pixels there.
+// Give it Conv2DInt8ScratchBytes(shape) bytes, 4-byte aligned (in TFLite
+// Micro: RequestScratchBufferInArena in Prepare, GetScratchBuffer in
+// Eval). With less (or none, as the overload above) the portable kernel
+// runs instead: same results, slower.
+int32_t Conv2DInt8ScratchBytes(const ConvShape& shape);
+
+Status Conv2DInt8(const ConvShape& shape, const QuantizedParams& params,
+                  int active_in, int active_out, const int8_t* input,
+                  const int8_t* filter, int8_t* output, void* scratch,
+                  int32_t scratch_bytes);
+
 Status Conv2DFloat(const ConvShape& shape, const FloatParams& params,
                    int active_in, int active_out, const float* input,
                    const float* filter, float* output);
@@ -172,6 +203,26 @@ Status DepthwiseConv2DInt8(const ConvShape& shape,
 Status DepthwiseConv2DFloat(const ConvShape& shape, const FloatParams& params,
                             int active_in, const float* input,
                             const float* filter, float* output);
+
+// The portable int8 kernels: the reference the optimized ones are tested
+// against, and what the entry points above run on other targets.
+namespace reference {
+
+Status FullyConnectedInt8(const FullyConnectedShape& shape,
+                          const QuantizedParams& params, int active_in,
+                          int active_out, const int8_t* input,
+                          const int8_t* weights, int8_t* output);
+
+Status Conv2DInt8(const ConvShape& shape, const QuantizedParams& params,
+                  int active_in, int active_out, const int8_t* input,
+                  const int8_t* filter, int8_t* output);
+
+Status DepthwiseConv2DInt8(const ConvShape& shape,
+                           const QuantizedParams& params, int active_in,
+                           const int8_t* input, const int8_t* filter,
+                           int8_t* output);
+
+}  // namespace reference
 
 // ---------------------------------------------------------------------------
 // Subnetwork tables (the custom options of one HADS operator, already parsed

@@ -10,6 +10,8 @@
 // (a skipped tap adds nothing in either version).
 #include "hads_kernels.h"
 
+#include "hads_kernels_dsp.h"
+
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
@@ -126,6 +128,20 @@ Status CheckConvShape(const ConvShape& s) {
   }
   return kOk;
 }
+
+#if HADS_OPTIMIZED_KERNELS
+// The DSP kernels take int8 zero points (16-bit lanes hold x + offset) and
+// multipliers other than INT32_MIN (the one saturating case of the
+// requantization, never produced by QuantizeMultiplier); anything else runs
+// on the portable kernels.
+bool DspKernelsApply(const QuantizedParams& p, int active_out) {
+  if (p.input_offset < -127 || p.input_offset > 128) return false;
+  for (int c = 0; c < active_out; ++c) {
+    if (p.output_multiplier[c] == kInt32Min) return false;
+  }
+  return true;
+}
+#endif
 
 Status CheckFcShape(const FullyConnectedShape& s) {
   if (s.batches < 1 || s.in_spatial < 1 || s.in_channels < 1 ||
@@ -302,6 +318,8 @@ Status MakeConvShape(int batches, int in_height, int in_width,
 // ---------------------------------------------------------------------------
 // Fully connected.
 
+namespace reference {
+
 Status FullyConnectedInt8(const FullyConnectedShape& shape,
                           const QuantizedParams& params, int active_in,
                           int active_out, const int8_t* input,
@@ -346,6 +364,36 @@ Status FullyConnectedInt8(const FullyConnectedShape& shape,
     for (int oc = active_out; oc < shape.out_channels; ++oc) out_row[oc] = fill;
   }
   return kOk;
+}
+
+}  // namespace reference
+
+// The public entry points: the portable kernels' checks, then the DSP
+// kernel where the target has one (hads_kernels_dsp.h), else the portable
+// kernel itself.
+Status FullyConnectedInt8(const FullyConnectedShape& shape,
+                          const QuantizedParams& params, int active_in,
+                          int active_out, const int8_t* input,
+                          const int8_t* weights, int8_t* output) {
+#if HADS_OPTIMIZED_KERNELS
+  Status st = CheckFcShape(shape);
+  if (st != kOk) return st;
+  if (input == nullptr || weights == nullptr || output == nullptr) {
+    return kErrNullPointer;
+  }
+  if (!ActiveOk(active_in, shape.in_channels) ||
+      !ActiveOk(active_out, shape.out_channels)) {
+    return kErrBadActiveWidth;
+  }
+  st = CheckQuantizedParams(params, active_out);
+  if (st != kOk) return st;
+  if (DspKernelsApply(params, active_out)) {
+    return dsp::FullyConnectedInt8(shape, params, active_in, active_out, input,
+                                   weights, output);
+  }
+#endif
+  return reference::FullyConnectedInt8(shape, params, active_in, active_out,
+                                       input, weights, output);
 }
 
 Status FullyConnectedFloat(const FullyConnectedShape& shape,
@@ -404,6 +452,8 @@ Status CheckConvArgs(const ConvShape& shape, int active_in, int active_out,
 }
 
 }  // namespace
+
+namespace reference {
 
 Status Conv2DInt8(const ConvShape& shape, const QuantizedParams& params,
                   int active_in, int active_out, const int8_t* input,
@@ -465,6 +515,48 @@ Status Conv2DInt8(const ConvShape& shape, const QuantizedParams& params,
     }
   }
   return kOk;
+}
+
+}  // namespace reference
+
+int32_t Conv2DInt8ScratchBytes(const ConvShape& shape) {
+#if HADS_OPTIMIZED_KERNELS
+  if (CheckConvShape(shape) != kOk) return 0;
+  return dsp::Conv2DInt8ScratchBytes(shape);
+#else
+  (void)shape;
+  return 0;
+#endif
+}
+
+Status Conv2DInt8(const ConvShape& shape, const QuantizedParams& params,
+                  int active_in, int active_out, const int8_t* input,
+                  const int8_t* filter, int8_t* output, void* scratch,
+                  int32_t scratch_bytes) {
+#if HADS_OPTIMIZED_KERNELS
+  Status st = CheckConvArgs(shape, active_in, active_out, input, filter, output);
+  if (st != kOk) return st;
+  st = CheckQuantizedParams(params, active_out);
+  if (st != kOk) return st;
+  if (DspKernelsApply(params, active_out)) {
+    // kErrNullPointer: a general convolution without (enough) scratch.
+    st = dsp::Conv2DInt8(shape, params, active_in, active_out, input, filter,
+                         output, scratch, scratch_bytes);
+    if (st == kOk) return st;
+  }
+#else
+  (void)scratch;
+  (void)scratch_bytes;
+#endif
+  return reference::Conv2DInt8(shape, params, active_in, active_out, input,
+                               filter, output);
+}
+
+Status Conv2DInt8(const ConvShape& shape, const QuantizedParams& params,
+                  int active_in, int active_out, const int8_t* input,
+                  const int8_t* filter, int8_t* output) {
+  return Conv2DInt8(shape, params, active_in, active_out, input, filter,
+                    output, nullptr, 0);
 }
 
 Status Conv2DFloat(const ConvShape& shape, const FloatParams& params,
@@ -543,6 +635,8 @@ Status CheckDepthwiseArgs(const ConvShape& shape, int active_in,
 
 }  // namespace
 
+namespace reference {
+
 Status DepthwiseConv2DInt8(const ConvShape& shape,
                            const QuantizedParams& params, int active_in,
                            const int8_t* input, const int8_t* filter,
@@ -617,6 +711,27 @@ Status DepthwiseConv2DInt8(const ConvShape& shape,
     }
   }
   return kOk;
+}
+
+}  // namespace reference
+
+Status DepthwiseConv2DInt8(const ConvShape& shape,
+                           const QuantizedParams& params, int active_in,
+                           const int8_t* input, const int8_t* filter,
+                           int8_t* output) {
+#if HADS_OPTIMIZED_KERNELS
+  Status st = CheckDepthwiseArgs(shape, active_in, input, filter, output);
+  if (st != kOk) return st;
+  const int active_out = active_in * shape.depth_multiplier;
+  st = CheckQuantizedParams(params, active_out);
+  if (st != kOk) return st;
+  if (shape.depth_multiplier == 1 && DspKernelsApply(params, active_out)) {
+    return dsp::DepthwiseConv2DInt8(shape, params, active_in, input, filter,
+                                    output);
+  }
+#endif
+  return reference::DepthwiseConv2DInt8(shape, params, active_in, input,
+                                        filter, output);
 }
 
 Status DepthwiseConv2DFloat(const ConvShape& shape, const FloatParams& params,

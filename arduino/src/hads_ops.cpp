@@ -85,6 +85,10 @@ struct OpData {
   FullyConnectedShape fc_shape;
   ConvShape conv_shape;
   QuantizedParams params;  // per-subnetwork pointers are filled in Eval
+  // Conv 2D on cores with the DSP kernels: im2col scratch in the arena
+  // (Conv2DInt8ScratchBytes; 0 and index -1 where none is needed).
+  int scratch_index;
+  int32_t scratch_bytes;
 };
 
 // ---------------------------------------------------------------------------
@@ -521,6 +525,16 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
     TF_LITE_ENSURE_OK(context, PrepareConv(*data, t, name, &data->conv_shape,
                                            &full_in, &full_out));
   }
+  data->scratch_index = -1;
+  data->scratch_bytes = 0;
+  if (data->kind == OpKind::kConv2D) {
+    data->scratch_bytes = Conv2DInt8ScratchBytes(data->conv_shape);
+    if (data->scratch_bytes > 0) {
+      TF_LITE_ENSURE_OK(context, context->RequestScratchBufferInArena(
+                                     context, data->scratch_bytes,
+                                     &data->scratch_index));
+    }
+  }
   if (t.bias != nullptr &&
       (t.bias->type != kTfLiteInt32 || NumElements(t.bias) != full_out)) {
     MicroPrintf("%s: bias must be int32 [%d]", name, full_out);
@@ -638,7 +652,12 @@ TfLiteStatus Eval(TfLiteContext* context, TfLiteNode* node) {
       break;
     case OpKind::kConv2D:
       st = Conv2DInt8(data.conv_shape, params, active.in_channels,
-                      active.out_channels, x, w, y);
+                      active.out_channels, x, w, y,
+                      data.scratch_index >= 0
+                          ? context->GetScratchBuffer(context,
+                                                      data.scratch_index)
+                          : nullptr,
+                      data.scratch_bytes);
       break;
     case OpKind::kDepthwiseConv2D:
       st = DepthwiseConv2DInt8(data.conv_shape, params, active.in_channels, x,

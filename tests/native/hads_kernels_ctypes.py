@@ -17,7 +17,7 @@ import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 KERNEL_DIR = REPO / "tflm_ops"
-SOURCES = [KERNEL_DIR / "hads_kernels.cc",
+SOURCES = [KERNEL_DIR / "hads_kernels.cc", KERNEL_DIR / "hads_kernels_dsp.cc",
            pathlib.Path(__file__).with_name("hads_kernels_capi.cc")]
 
 BASE_FLAGS = ["-std=c++17", "-O2", "-fPIC", "-shared", "-fno-exceptions",
