@@ -37,6 +37,11 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from benchmarks import provenance  # noqa: E402
+
+# What the result depends on (benchmarks/provenance.py).
+SOURCES = ["benchmarks/dp_nn_width.py", "hads_keras/knapsack/neural.py"]
+
 FLAGS = flags.FLAGS
 flags.DEFINE_list("p_stars", [str(p) for p in range(2, 13, 2)], "Profit bounds p* to study.")
 flags.DEFINE_integer("train_samples", 8000, "Training DP steps per p*.")
@@ -210,6 +215,8 @@ def main(argv):
         start = width
     result["trained_width"] = rows
     result["seconds"] = round(time.perf_counter() - t_all, 1)
+    provenance.stamp(result, SOURCES, "nice python " + " ".join(
+        ["benchmarks/dp_nn_width.py"] + sys.argv[1:]))
     os.makedirs(os.path.dirname(FLAGS.out), exist_ok=True)
     with open(FLAGS.out, "w") as fh:
         json.dump(result, fh, indent=1)
