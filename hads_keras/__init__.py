@@ -6,7 +6,9 @@ switches between at run time. The pipeline:
     model = hads_keras.convert(model)              # HADS layers, same weights
     importance = hads_keras.TaylorImportance()     # callback for model.fit
     plan = hads_keras.solve(model, importance, mac_targets=[1.0, .75, .5, .25])
-    nested = hads_keras.apply(model, plan)         # permute, install the plan
+    nested = hads_keras.apply(model, plan, calibration_data=x_train)
+                                                   # permute, install the plan,
+                                                   # recompute BN statistics
     nested.set_subnetwork(2)                       # switch: one assignment
 """
 
@@ -14,6 +16,7 @@ __version__ = "0.1.0"
 
 from hads_keras import layers
 from hads_keras._runtime import static_subnetwork
+from hads_keras.calibration import calibrate_batch_norm
 from hads_keras.conversion import convert
 from hads_keras.costs import model_costs, subnetwork_costs
 from hads_keras.extract import extract_subnetwork

@@ -28,7 +28,7 @@ def hads_class(layer):
     return None
 
 
-def convert(model, num_subnetworks=1):
+def convert(model, num_subnetworks=1, keep_compile=True):
     """Convert a built Sequential/Functional model to HADS layers.
 
     Dense, Conv2D, DepthwiseConv2D and BatchNormalization become their
@@ -43,6 +43,9 @@ def convert(model, num_subnetworks=1):
         num_subnetworks: rows of BatchNormalization statistics (1 for a
             plain conversion; `hads_keras.apply` uses the plan's count and
             starts every row from the trained statistics).
+        keep_compile: when `model` is compiled, compile the result the same
+            way (`get_compile_config`: same loss, metrics and optimizer
+            settings; a fresh optimizer state), so `fit` works right away.
 
     Raises:
         ValueError: naming the layer, for subclassed or unbuilt models and for
@@ -62,6 +65,11 @@ def convert(model, num_subnetworks=1):
 
     converted = _keras_compat.clone_graph(model, clone_layer)
     copy_weights(model, converted)
+    compile_config = (model.get_compile_config()
+                      if keep_compile and getattr(model, "compiled", False)
+                      else None)
+    if compile_config:
+        converted.compile_from_config(compile_config)
     return converted
 
 
