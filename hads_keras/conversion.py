@@ -43,6 +43,11 @@ def convert(model, num_subnetworks=1, keep_compile=True):
         num_subnetworks: rows of BatchNormalization statistics (1 for a
             plain conversion; `hads_keras.apply` uses the plan's count and
             starts every row from the trained statistics).
+
+    A compiled `model` gives a result compiled the same way (Keras's
+    `clone_model` does it: same loss, metrics and optimizer settings, a
+    fresh optimizer state), so `fit` works right away; an uncompiled one
+    must be compiled before `fit`.
         keep_compile: when `model` is compiled, compile the result the same
             way (`get_compile_config`: same loss, metrics and optimizer
             settings; a fresh optimizer state), so `fit` works right away.

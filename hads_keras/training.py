@@ -380,8 +380,7 @@ def apply(model, plan, importance=None, calibration_data=None,
         order = permute_lib.order_by_importance(importance)
     if order is not None:
         model = permute_lib.permute(model, order)
-    network = convert_lib.convert(model, num_subnetworks=plan.num_subnetworks,
-                                  keep_compile=False)
+    network = convert_lib.convert(model, num_subnetworks=plan.num_subnetworks)
     nested = NestedModel(network, plan.without_order(), name=f"nested_{model.name}")
     if calibration_data is not None:
         from hads_keras.calibration import calibrate_batch_norm
