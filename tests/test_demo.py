@@ -99,7 +99,8 @@ def test_demo_export_paths_are_json_strings(tmp_path, monkeypatch):
                 "report": {"subnetworks": []}, "report_file": out / "r.json"}
 
     monkeypatch.setattr(hads_keras.export, "export_all", fake_export_all)
-    written = demo._export(None, tmp_path, None, None, None, True, lambda *a: None)
+    x = np.zeros((4, 8, 8, 1), "float32")
+    written = demo._export(None, tmp_path, x, x, np.zeros(4), True, lambda *a: None)
     text = json.dumps(written)   # no default=: only JSON types
     assert "PosixPath" not in text
     assert written["c_array"] == [str(tmp_path / "model_data.h"),
