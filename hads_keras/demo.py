@@ -38,15 +38,12 @@ import numpy as np
 MAC_TARGETS = (1.0, 0.75, 0.5, 0.25)
 MODELS = ("ds_cnn", "cnn", "dnn")
 NUM_CLASSES = 10
-METHODS = ("HADS", "uniform", "L1", "random")
 
 # What one run writes into --out (the README lists the same names).
 OUTPUT_FILES = ("nested.keras", "plan.json", "plan_uniform.json",
                 "plan_l1.json", "plan_random.json", "results.json",
                 "results.txt", "accuracy_vs_macs.png", "slicing_points.png",
                 "export/")
-# What --seeds writes into --out besides one seed_<s>/ folder per seed.
-SEEDS_FILES = ("seeds.json", "seeds.txt", "accuracy_vs_macs_seeds.png")
 
 
 # Data --------------------------------------------------------------------
@@ -206,8 +203,9 @@ def run(model_name="ds_cnn", epochs=30, finetune_epochs=15, seed=0,
                "full_network_accuracy": full_accuracy, "methods": {}}
     nested_models = {}
     for i, (label, plan) in enumerate(plans.items()):
-        log(f"[3/5] fine-tuning {label} ({i + 1}/{len(plans)}, "
-            f"{finetune_epochs} epochs)")
+        log(f"[3/5] {label} ({i + 1}/{len(plans)}): "
+            + ("BN recalibration, " if bn_calibration else "")
+            + f"{finetune_epochs} fine-tuning epochs")
         keras.utils.set_random_seed(seed)
         nested = hads.apply(model, plan)
         _compile(nested, 1e-3)
