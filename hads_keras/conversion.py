@@ -28,7 +28,7 @@ def hads_class(layer):
     return None
 
 
-def convert(model, num_subnetworks=1, keep_compile=True):
+def convert(model, num_subnetworks=1):
     """Convert a built Sequential/Functional model to HADS layers.
 
     Dense, Conv2D, DepthwiseConv2D and BatchNormalization become their
@@ -48,9 +48,6 @@ def convert(model, num_subnetworks=1, keep_compile=True):
     `clone_model` does it: same loss, metrics and optimizer settings, a
     fresh optimizer state), so `fit` works right away; an uncompiled one
     must be compiled before `fit`.
-        keep_compile: when `model` is compiled, compile the result the same
-            way (`get_compile_config`: same loss, metrics and optimizer
-            settings; a fresh optimizer state), so `fit` works right away.
 
     Raises:
         ValueError: naming the layer, for subclassed or unbuilt models and for
@@ -70,11 +67,6 @@ def convert(model, num_subnetworks=1, keep_compile=True):
 
     converted = _keras_compat.clone_graph(model, clone_layer)
     copy_weights(model, converted)
-    compile_config = (model.get_compile_config()
-                      if keep_compile and getattr(model, "compiled", False)
-                      else None)
-    if compile_config:
-        converted.compile_from_config(compile_config)
     return converted
 
 
