@@ -59,6 +59,12 @@ def define_flags(out_dir, batch_size, pretrain_epochs, finetune_epochs,
                       "divided by 5 after a third and again after two thirds of "
                       "the epochs (5e-4, 1e-4, 2e-5 in Hello Edge), in pretraining "
                       "and in fine-tuning.")
+    flags.DEFINE_integer("bn_calibration_batches", 20,
+                         "Training batches on which every subnetwork's "
+                         "BatchNormalization statistics are recomputed after "
+                         "slicing, before fine-tuning "
+                         "(hads_keras.calibrate_batch_norm; 0: off).",
+                         lower_bound=0)
     flags.DEFINE_integer("importance_batches", 100,
                          "Training batches over which Taylor importance is accumulated.")
     flags.DEFINE_enum("method", "bottom_up", METHODS,
@@ -305,6 +311,14 @@ def run(model, dataset_name, labels=None, window_stride_ms=None, extra=None,
                    loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     results["accuracy_before_finetuning"] = subnetwork_accuracies(
         nested, data["test"], test_labels)
+    results["accuracy_before_finetuning_bn_calibrated"] = None
+    if FLAGS.bn_calibration_batches:
+        _log("Recomputing BN statistics per subnetwork on %d batches",
+             FLAGS.bn_calibration_batches)
+        hads.calibrate_batch_norm(nested, data["few"],
+                                  batches=FLAGS.bn_calibration_batches)
+        results["accuracy_before_finetuning_bn_calibrated"] = subnetwork_accuracies(
+            nested, data["test"], test_labels)
     results["finetune_history"] = None
     if FLAGS.finetune_epochs > 0:
         _log("Fine-tuning all %d subnetworks for %d epochs", nested.num_subnetworks,
@@ -363,15 +377,18 @@ def export(nested, data, labels):
 def table(results):
     """The results as a Markdown table, one row per subnetwork."""
     int8 = (results.get("export") or {}).get("int8_test_accuracy")
+    calibrated = results.get("accuracy_before_finetuning_bn_calibrated")
     head = ("| subnetwork | MAC target | MACs | % MACs | params | accuracy before "
-            "fine-tuning | accuracy | int8 TFLite accuracy |")
-    lines = [head, "|" + "---|" * 8]
+            "fine-tuning | before fine-tuning, BN recalibrated | accuracy "
+            "| int8 TFLite accuracy |")
+    lines = [head, "|" + "---|" * 9]
     targets = results["mac_targets"]
     for sub in results["subnetworks"]:
         k = sub["index"]
         lines.append(
             f"| {k} | {targets[k]:.2f} | {sub['macs']:,} | {100 * sub['macs_fraction']:.1f} "
             f"| {sub['params']:,} | {100 * results['accuracy_before_finetuning'][k]:.2f} "
+            f"| {'' if not calibrated else f'{100 * calibrated[k]:.2f}'} "
             f"| {100 * results['test_accuracy'][k]:.2f} "
             f"| {'' if not int8 else f'{100 * int8[k]:.2f}'} |")
     return "\n".join(lines)
@@ -395,9 +412,13 @@ def write_report(results, plan):
 
     # The plots of `hads demo` (hads_keras.plots).
     macs = [s["macs"] for s in results["subnetworks"]]
+    curves = {"fine-tuned": (macs, results["test_accuracy"]),
+              "before fine-tuning": (macs, results["accuracy_before_finetuning"])}
+    if results.get("accuracy_before_finetuning_bn_calibrated"):
+        curves["before fine-tuning, BN recalibrated"] = (
+            macs, results["accuracy_before_finetuning_bn_calibrated"])
     plots.accuracy_vs_macs(
-        {"fine-tuned": (macs, results["test_accuracy"]),
-         "before fine-tuning": (macs, results["accuracy_before_finetuning"])},
+        curves,
         os.path.join(out, "accuracy_vs_macs.png"),
         title=f"{results['model']} on {results['task']}"
               f"{' (fake data)' if results['fake_data'] else ''}",

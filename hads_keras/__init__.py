@@ -6,7 +6,9 @@ switches between at run time. The pipeline:
     model = hads_keras.convert(model)              # HADS layers, same weights
     importance = hads_keras.TaylorImportance()     # callback for model.fit
     plan = hads_keras.solve(model, importance, mac_targets=[1.0, .75, .5, .25])
-    nested = hads_keras.apply(model, plan)         # permute, install the plan
+    nested = hads_keras.apply(model, plan, calibration_data=x_train)
+                                                   # permute, install the plan,
+                                                   # recompute BN statistics
     nested.set_subnetwork(2)                       # switch: one assignment
 """
 
@@ -19,6 +21,7 @@ import sys as _sys
 _API = {
     "layers": ("hads_keras.layers", None),
     "static_subnetwork": ("hads_keras._runtime", "static_subnetwork"),
+    "calibrate_batch_norm": ("hads_keras.calibration", "calibrate_batch_norm"),
     "convert": ("hads_keras.conversion", "convert"),
     "model_costs": ("hads_keras.costs", "model_costs"),
     "subnetwork_costs": ("hads_keras.costs", "subnetwork_costs"),

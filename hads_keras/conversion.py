@@ -44,6 +44,11 @@ def convert(model, num_subnetworks=1):
             plain conversion; `hads_keras.apply` uses the plan's count and
             starts every row from the trained statistics).
 
+    A compiled `model` gives a result compiled the same way (Keras's
+    `clone_model` does it: same loss, metrics and optimizer settings, a
+    fresh optimizer state), so `fit` works right away; an uncompiled one
+    must be compiled before `fit`.
+
     Raises:
         ValueError: naming the layer, for subclassed or unbuilt models and for
             structures HADS cannot slice (merges of sliced branches, RNNs,

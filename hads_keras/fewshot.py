@@ -8,7 +8,8 @@ per class are available for fine-tuning. This picks them from NumPy arrays
     for method in ("bottom_up", "top_down"):
         nested = hads.apply(model, hads.solve(model, importance,
                                               mac_targets=[1, .75, .5, .25],
-                                              method=method))
+                                              method=method),
+                            calibration_data=x_few)   # BN statistics per subnetwork
         nested.compile("adam", "sparse_categorical_crossentropy",
                        metrics=["accuracy"])
         nested.fit(x_few, y_few, epochs=20)

@@ -312,15 +312,44 @@ def taylor_importance(model, data, batches=None, loss=None, parameter="auto",
     return accumulator.scores()
 
 
-def l1_importance(model):
-    """L1 norm of each unit's producer weights (Li et al., ICLR 2017)."""
+def l1_importance(model, fold_batch_norm=True):
+    """L1 norm of each unit's producer weights (Li et al., ICLR 2017).
+
+    A Dense/Conv2D followed by BatchNormalization is invariant to rescaling
+    its kernel (BN divides the scale out again), so the raw kernel norm says
+    nothing about such a unit. By default the kernel is therefore folded
+    with the BN after it first, as the exported model computes it: unit c
+    scores `|gamma_c| / sqrt(moving_variance_c + epsilon) * sum |W[..., c]|`
+    (the full network's statistics; `gamma` is 1 when `scale=False`).
+    Units without BN after their producer score `sum |W[..., c]|`.
+
+    Args:
+        model: a Keras/HADS model (or a nested one).
+        fold_batch_norm: False scores the raw kernels even before BN (the
+            former behaviour, scale-free and therefore not a fair baseline
+            for BN networks).
+    """
     network = _keras_compat.unwrap(model)
     out = {}
     for group in graph_lib.analyze(network).sliceable:
         producer = group.members_with_role("producer")[0]
         kernel = keras.ops.convert_to_numpy(network.get_layer(producer.layer).kernel)
-        out[group.name] = np.abs(kernel).reshape(-1, kernel.shape[-1]).sum(axis=0).astype(np.float64)
+        score = np.abs(kernel.astype(np.float64)).reshape(-1, kernel.shape[-1]).sum(axis=0)
+        bns = [m for m in group.members_with_role("batchnorm") if m.multiplier == 1]
+        if fold_batch_norm and bns:
+            score = score * _bn_scale(network.get_layer(bns[0].layer))
+        out[group.name] = score
     return out
+
+
+def _bn_scale(layer):
+    """|gamma| / sqrt(var + eps) of a BN layer, per channel (full network)."""
+    variance = keras.ops.convert_to_numpy(layer.moving_variance).astype(np.float64)
+    if variance.ndim == 2:   # HADS BN: one row per subnetwork, row 0 = full
+        variance = variance[0]
+    gamma = (np.abs(keras.ops.convert_to_numpy(layer.gamma).astype(np.float64))
+             if layer.scale else np.ones_like(variance))
+    return gamma / np.sqrt(variance + layer.epsilon)
 
 
 def random_importance(model, seed=0):

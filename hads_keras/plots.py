@@ -3,6 +3,7 @@
 Drawn with matplotlib's Agg backend (files only, no display needed).
 
     accuracy_vs_macs({"HADS": (macs, acc), "uniform": (macs, acc)}, "acc.png")
+    accuracy_vs_macs({"HADS": (macs, acc_mean, acc_std)}, "acc.png")  # error bars
     slicing_points(plan, "slicing.png")      # like HADS paper Fig. 2 (right)
 """
 
@@ -20,8 +21,10 @@ def accuracy_vs_macs(curves, path, title="Accuracy vs MACs", full_macs=None):
     """One line per method: test accuracy of each subnetwork against MACs.
 
     Args:
-        curves: mapping method name -> (macs, accuracies), one entry per
-            subnetwork (any order).
+        curves: mapping method name -> (macs, accuracies) or (macs,
+            accuracies, standard deviations), one entry per subnetwork (any
+            order); with standard deviations each point gets an error bar
+            of +- one standard deviation.
         path: output image file (.png, .pdf, .svg).
         title: the plot title.
         full_macs: when given, the x axis is MACs in % of it.
@@ -34,17 +37,30 @@ def accuracy_vs_macs(curves, path, title="Accuracy vs MACs", full_macs=None):
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(6, 4))
     markers = "osD^v<>"
-    for i, (name, (macs, accuracies)) in enumerate(curves.items()):
-        macs = np.asarray(macs, dtype=float)
-        accuracies = 100 * np.asarray(accuracies, dtype=float)
+    for i, (name, curve) in enumerate(curves.items()):
+        if len(curve) not in (2, 3):
+            raise ValueError(
+                f"accuracy_vs_macs: curve '{name}' must be (macs, accuracies) "
+                "or (macs, accuracies, stds).")
+        macs = np.asarray(curve[0], dtype=float)
+        accuracies = 100 * np.asarray(curve[1], dtype=float)
+        stds = None if len(curve) == 2 else 100 * np.asarray(curve[2], dtype=float)
         if macs.shape != accuracies.shape:
             raise ValueError(
                 f"accuracy_vs_macs: curve '{name}' has {macs.size} MAC values "
                 f"and {accuracies.size} accuracies.")
+        if stds is not None and stds.shape != accuracies.shape:
+            raise ValueError(
+                f"accuracy_vs_macs: curve '{name}' has {accuracies.size} "
+                f"accuracies and {stds.size} standard deviations.")
         order = np.argsort(macs)
         x = 100 * macs / full_macs if full_macs else macs
-        axes.plot(x[order], accuracies[order], marker=markers[i % len(markers)],
-                  label=name)
+        marker = markers[i % len(markers)]
+        if stds is None:
+            axes.plot(x[order], accuracies[order], marker=marker, label=name)
+        else:
+            axes.errorbar(x[order], accuracies[order], yerr=stds[order],
+                          marker=marker, capsize=3, label=name)
     axes.set_xlabel("MACs (% of the full network)" if full_macs else "MACs")
     axes.set_ylabel("test accuracy (%)")
     axes.set_title(title)

@@ -348,7 +348,8 @@ def _install(network, analysis, plan, selector):
             in_widths, out_widths, wiring.in_spatial, selector))
 
 
-def apply(model, plan, importance=None):
+def apply(model, plan, importance=None, calibration_data=None,
+          calibration_batches=None):
     """Build the nested model: permute units, install the plan.
 
     Args:
@@ -358,11 +359,17 @@ def apply(model, plan, importance=None):
             importance scores), units are permuted by it first.
         importance: optional mapping group -> scores; when given and the plan
             has no order, units are sorted by descending importance.
+        calibration_data: optional input samples (an array, `(x, y)`, a
+            `tf.data.Dataset` or batches); when given, every subnetwork's
+            BatchNormalization statistics are recomputed from them
+            (`hads_keras.calibrate_batch_norm`; forward passes only).
+        calibration_batches: use at most this many batches of it.
 
     Returns:
         A `NestedModel` whose subnetwork k computes with the first
         `plan.widths(g)[k]` units of every group g, its BatchNormalization
-        statistics for every subnetwork starting from the trained ones.
+        statistics for every subnetwork starting from the trained ones
+        (without `calibration_data`) or measured on `calibration_data`.
     """
     if isinstance(model, NestedModel):
         # Its units are already permuted: a plan's order would be applied a
@@ -382,7 +389,11 @@ def apply(model, plan, importance=None):
     if order is not None:
         model = permute_lib.permute(model, order)
     network = convert_lib.convert(model, num_subnetworks=plan.num_subnetworks)
-    return NestedModel(network, plan.without_order(), name=f"nested_{model.name}")
+    nested = NestedModel(network, plan.without_order(), name=f"nested_{model.name}")
+    if calibration_data is not None:
+        from hads_keras.calibration import calibrate_batch_norm
+        calibrate_batch_norm(nested, calibration_data, batches=calibration_batches)
+    return nested
 
 
 def set_subnetwork(model, index):

@@ -1,4 +1,8 @@
-"""The README's quickstart runs as written (on scikit-learn's digits)."""
+"""The README's quickstart runs exactly as printed (on scikit-learn's digits).
+
+The model comes in uncompiled, as a user's own model often does: the
+snippet itself must compile it before `fit`.
+"""
 
 import os
 import pathlib
@@ -6,6 +10,7 @@ import re
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 from sklearn.datasets import load_digits
 
@@ -36,9 +41,7 @@ def test_readme_quickstart_runs(tmp_path):
         h = keras.layers.BatchNormalization(momentum=0.9)(h)
         h = keras.layers.ReLU()(h)
         h = keras.layers.GlobalAveragePooling2D()(h)
-        model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(h))
-        model.compile("adam", "sparse_categorical_crossentropy")
-        return model
+        return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(h))
 
     namespace = {
         "build_or_load_a_keras_model": build_or_load_a_keras_model,
@@ -61,3 +64,24 @@ def test_readme_quickstart_runs(tmp_path):
     history = nested.history.history
     assert "sub3_accuracy" in history and "val_sub3_accuracy" in history
     assert np.isfinite(history["loss"]).all()
+    assert "accuracy" in namespace["model"].history.history   # compiled as printed
+    loaded = keras.saving.load_model(tmp_path / "nested.keras")
+    assert loaded.plan == nested.plan and loaded.active_subnetwork == 2
+
+
+def test_convert_keeps_compile_settings():
+    import hads_keras as hads
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Dense(5)(inputs)))
+    assert not hads.convert(model).compiled      # nothing to keep
+    model.compile(optimizer=keras.optimizers.Adam(0.0123),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    converted = hads.convert(model)
+    assert converted.compiled and converted.optimizer is not model.optimizer
+    assert float(converted.optimizer.learning_rate) == pytest.approx(0.0123)
+    assert converted.get_compile_config() == model.get_compile_config()
+    history = converted.fit(np.ones((8, 4), "float32"), np.zeros(8, "int32"),
+                            epochs=1, verbose=0)
+    assert "accuracy" in history.history

@@ -55,7 +55,8 @@ def export_all(nested, out_dir, representative_data, x_test=None, y_test=None,
             raise ValueError("export_all: x_test given without y_test.")
         log("measuring every subnetwork (Keras, TFLite, TFLite Micro)")
         report = subnetwork_report(nested, x_test, y_test, representative_data,
-                                   nested_bytes=nested_bytes, out_dir=out)
+                                   nested_bytes=nested_bytes, out_dir=out,
+                                   log=log)
         result["report"] = report
         result["report_file"] = out / REPORT_FILE
         result["report_file"].write_text(json.dumps(report, indent=2))

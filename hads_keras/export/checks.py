@@ -175,7 +175,7 @@ def check_nested(nested_bytes):
 
 
 def subnetwork_report(nested, x_test, y_test, representative_data,
-                      nested_bytes=None, tflm=True, out_dir=None):
+                      nested_bytes=None, tflm=True, out_dir=None, log=None):
     """Per-subnetwork figures of the export, measured with real runtimes.
 
     Args:
@@ -188,6 +188,8 @@ def subnetwork_report(nested, x_test, y_test, representative_data,
         out_dir: when given, the per-subnetwork and materialized `.tflite`
             files are written there (`subnetwork_<k>_float.tflite`,
             `subnetwork_<k>_int8.tflite`, `nested_materialized_<k>.tflite`).
+        log: when given, called with one progress line per subnetwork
+            (this takes about 15 s per subnetwork for the demo's model).
 
     Returns:
         dict with `subnetworks` (one dict per subnetwork), `nested_size`,
@@ -203,7 +205,12 @@ def subnetwork_report(nested, x_test, y_test, representative_data,
         nested_bytes = tflite_nested(nested, None, representative_data)
     costs = subnetwork_costs(nested, nested.plan)
     rows = []
-    for k in range(nested.plan.num_subnetworks):
+    count = nested.plan.num_subnetworks
+    for k in range(count):
+        if log is not None:
+            log(f"      subnetwork {k} ({k + 1}/{count}): converting to "
+                "TFLite float and int8, running LiteRT"
+                + (" and TFLite Micro" if tflm else ""))
         with nested.subnetwork(k):
             keras_out = nested.predict(x_test, verbose=0, batch_size=256)
         float_bytes = tflite_subnetwork(nested, k)
