@@ -10,8 +10,9 @@ tests/native/test_tflm_interpreter.py)::
     make -f tensorflow/lite/micro/tools/make/Makefile -j2 microlite
     HADS_TFLM_DIR=$PWD pytest tests/test_arduino_host_tflm.py
 
-They compile the library exactly as the Arduino builder would (every .cpp in
-arduino/src, generated operator copies included) with a tiny stand-in for
+They compile the library exactly as the Arduino builder would (every .cpp of
+the library as installed, `hads_keras.export.arduino.write_library`, so the
+operator sources generated from tflm_ops/ included) with a tiny stand-in for
 the Arduino core (Serial, micros, delay, pins), then
 
 * run the nested DNN of tests/test_arduino_sketch.py (with a SOFTMAX after
@@ -41,7 +42,6 @@ from hads_keras.export import arduino
 import test_arduino_sketch as models
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-SRC = REPO / "arduino" / "src"
 TFLM_DIR_ENV = "HADS_TFLM_DIR"
 MAKE = "make -f tensorflow/lite/micro/tools/make/Makefile -j2 microlite"
 DEFINES = ["-DTF_LITE_STATIC_MEMORY", "-DTF_LITE_DISABLE_X86_NEON"]
@@ -162,26 +162,26 @@ def _tflm():
     if len(libs) != 1:
         pytest.skip(f"{TFLM_DIR_ENV}={root}: need exactly one "
                     f"gen/*/lib/libtensorflow-microlite.a (found {libs}); `{MAKE}`")
-    if not (SRC / "hads_ops.cpp").is_file():
-        pytest.skip("arduino/src/hads_ops.cpp missing: tflm_ops/hads_ops.cc not "
-                    "written yet, or run `python -m hads_keras.export.arduino sync`")
     return tree, pathlib.Path(libs[0])
 
 
 def _build(work, main_source, extra_sources=(), name="prog"):
     tree, lib = _tflm()
+    src = work / "libraries" / arduino.LIBRARY_NAME / "src"
+    if not src.is_dir():
+        arduino.write_library(work / "libraries")
     dl = tree / "tensorflow" / "lite" / "micro" / "tools" / "make" / "downloads"
-    includes = [work, SRC, tree, dl / "gemmlowp", dl / "flatbuffers" / "include",
+    includes = [work, src, tree, dl / "gemmlowp", dl / "flatbuffers" / "include",
                 dl / "kissfft", dl / "ruy", lib.parent.parent / "genfiles"]
     (work / "Arduino_host.h").write_text(ARDUINO_SHIM)
     main = work / f"{name}_main.cpp"
     main.write_text(main_source)
-    sources = sorted(SRC.glob("*.cpp")) + [main] + list(extra_sources)
+    sources = sorted(src.rglob("*.cpp")) + [main] + list(extra_sources)
     binary = work / name
     cmd = (["g++", "-std=c++17", "-O1", "-fno-rtti", "-fno-exceptions",
             "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror", *DEFINES,
             "-include", str(work / "Arduino_host.h")] +
-           [f"-isystem{p}" if p not in (work, SRC) else f"-I{p}" for p in includes])
+           [f"-isystem{p}" if p not in (work, src) else f"-I{p}" for p in includes])
     for src in sources:  # .ino files are C++
         cmd += ["-x", "c++", str(src)] if src.suffix == ".ino" else [str(src)]
     cmd += ["-x", "none", str(lib), "-o", str(binary)]

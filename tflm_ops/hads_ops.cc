@@ -14,7 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "flatbuffers/flexbuffers.h"
+#include "hads_flexbuffers.h"
 #include "hads_kernels.h"
 #include "tensorflow/lite/c/common.h"
 #include "tensorflow/lite/micro/kernels/kernel_util.h"
@@ -34,9 +34,20 @@ constexpr int kSubnetworkTensor = 3;
 constexpr int kNumInputs = 4;
 constexpr int kOutputTensor = 0;
 
-// Upper bound of any one table, only to keep size arithmetic far from
-// overflow on 32-bit targets.
-constexpr int kMaxTableEntries = 1 << 24;
+// Bounds of every option and tensor size that enters arithmetic: far above
+// what a real model holds, and low enough that no int32 expression of the
+// kernels can overflow (an accepted option never causes undefined behaviour).
+constexpr int kMaxSubnetworks = 256;
+constexpr int kMaxChannels = 1 << 16;      // widths, depth_multiplier
+constexpr int kMaxInSpatial = 1 << 16;     // fully connected positions
+constexpr int kMaxStride = 1 << 10;
+constexpr int kMaxSpatialSize = 1 << 16;   // image height / width, kernel size
+constexpr int kMaxTableEntries = kMaxSubnetworks * kMaxChannels;
+// Largest |(x - input_zero_point) * w| of one int8 product: 255 * 128.
+constexpr int64_t kMaxProduct = 255 * 128;
+// Room left under INT32_MAX for adding the output zero point after the
+// requantization.
+constexpr int64_t kAccumulatorLimit = INT32_MAX - 256;
 
 const char* OpName(OpKind kind) {
   switch (kind) {
@@ -50,7 +61,11 @@ const char* OpName(OpKind kind) {
   return "HADS";
 }
 
-// An int32 table copied out of the custom options into persistent memory.
+// An int32 table of the custom options. Read in place from the model (which
+// usually lives in flash) when the FlexBuffer stores it as a typed vector of
+// 4-byte ints at a 4-byte aligned address, as the hads_keras exporter writes
+// it (docs/nested_tflite_format.md); copied into persistent arena memory
+// otherwise (older exports, other writers), with a note printed by Init.
 struct IntTable {
   const int32_t* data;
   int size;
@@ -62,6 +77,9 @@ struct OpData {
   // Set by Init when the custom options are unusable; Prepare reports it.
   const char* error;
   const char* error_key;
+  bool error_has_range;  // "is out of range": the accepted range follows
+  int64_t error_lo;
+  int64_t error_hi;
 
   // Custom options.
   int32_t num_subnetworks;
@@ -94,6 +112,15 @@ void Fail(OpData* data, const char* key, const char* what) {
   }
 }
 
+void FailRange(OpData* data, const char* key, int64_t lo, int64_t hi) {
+  if (data->error == nullptr) {
+    Fail(data, key, "is out of range");
+    data->error_has_range = true;
+    data->error_lo = lo;
+    data->error_hi = hi;
+  }
+}
+
 // Reads integer `key` into `out`; a missing key gives `fallback` when
 // `required` is false. Bools count as 0/1.
 bool ReadInt(const flexbuffers::Map& map, const char* key, bool required,
@@ -114,7 +141,7 @@ bool ReadInt(const flexbuffers::Map& map, const char* key, bool required,
   } else if (ref.IsUInt()) {
     const uint64_t u = ref.AsUInt64();
     if (u > static_cast<uint64_t>(hi)) {
-      Fail(data, key, "is out of range");
+      FailRange(data, key, lo, hi);
       return false;
     }
     value = static_cast<int64_t>(u);
@@ -125,7 +152,7 @@ bool ReadInt(const flexbuffers::Map& map, const char* key, bool required,
     return false;
   }
   if (value < lo || value > hi) {
-    Fail(data, key, "is out of range");
+    FailRange(data, key, lo, hi);
     return false;
   }
   *out = static_cast<int32_t>(value);
@@ -138,10 +165,6 @@ template <typename VectorT>
 bool CopyInts(TfLiteContext* context, const VectorT& vec, const char* key,
               IntTable* out, OpData* data) {
   const size_t size = vec.size();
-  if (size == 0 || size > static_cast<size_t>(kMaxTableEntries)) {
-    Fail(data, key, "has no entries or far too many");
-    return false;
-  }
   auto* values = static_cast<int32_t*>(
       context->AllocatePersistentBuffer(context, size * sizeof(int32_t)));
   if (values == nullptr) {
@@ -175,21 +198,72 @@ bool CopyInts(TfLiteContext* context, const VectorT& vec, const char* key,
   return true;
 }
 
+// The element bytes and width of a typed vector (protected in FlexBuffers'
+// classes, which is why this derives from it).
+class TypedVectorBytes : public flexbuffers::TypedVector {
+ public:
+  explicit TypedVectorBytes(const flexbuffers::TypedVector& vec)
+      : flexbuffers::TypedVector(vec) {}
+  const uint8_t* bytes() const { return data_; }
+  uint8_t width() const { return byte_width_; }
+};
+
+// Why a typed vector cannot be read in place as int32, or nullptr if it can.
+const char* NotInPlaceReason(flexbuffers::TypedVector vec) {
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && \
+    __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+  (void)vec;
+  return "this target is big-endian (FlexBuffers are little-endian)";
+#else
+  const TypedVectorBytes view(vec);
+  if (vec.ElementType() != flexbuffers::FBT_INT) {
+    return "its elements are not signed ints";
+  }
+  if (view.width() != sizeof(int32_t)) return "its elements are not 4 bytes";
+  if (reinterpret_cast<uintptr_t>(view.bytes()) % alignof(int32_t) != 0) {
+    return "it is not 4-byte aligned in the model";
+  }
+  return nullptr;
+#endif
+}
+
 bool ReadIntVector(TfLiteContext* context, const flexbuffers::Map& map,
-                   const char* key, IntTable* out, OpData* data) {
+                   const char* key, OpData* data, IntTable* out) {
   const flexbuffers::Reference ref = map[key];
   if (ref.IsNull()) {
     Fail(data, key, "is missing");
     return false;
   }
+  if (!ref.IsTypedVector() && !(ref.IsVector() && !ref.IsMap())) {
+    Fail(data, key, "is not a vector of integers");
+    return false;
+  }
+  const size_t size =
+      ref.IsTypedVector() ? ref.AsTypedVector().size() : ref.AsVector().size();
+  if (size == 0 || size > static_cast<size_t>(kMaxTableEntries)) {
+    Fail(data, key, "has no entries or far too many");
+    return false;
+  }
   if (ref.IsTypedVector()) {
-    return CopyInts(context, ref.AsTypedVector(), key, out, data);
+    const flexbuffers::TypedVector vec = ref.AsTypedVector();
+    const char* reason = NotInPlaceReason(vec);
+    if (reason == nullptr) {
+      // VerifyBuffer has checked that the elements lie inside the buffer.
+      out->data = reinterpret_cast<const int32_t*>(TypedVectorBytes(vec).bytes());
+      out->size = static_cast<int>(size);
+      return true;
+    }
+    MicroPrintf("%s: table '%s' is copied into the arena (%d bytes) because "
+                "%s; export the model again with hads_keras to read it in "
+                "place",
+                OpName(data->kind), key, static_cast<int>(size * 4), reason);
+    return CopyInts(context, vec, key, out, data);
   }
-  if (ref.IsVector() && !ref.IsMap()) {
-    return CopyInts(context, ref.AsVector(), key, out, data);
-  }
-  Fail(data, key, "is not a vector of integers");
-  return false;
+  MicroPrintf("%s: table '%s' is an untyped vector: copied into the arena "
+              "(%d bytes); export the model again with hads_keras to read "
+              "it in place",
+              OpName(data->kind), key, static_cast<int>(size * 4));
+  return CopyInts(context, ref.AsVector(), key, out, data);
 }
 
 void ParseOptions(TfLiteContext* context, const uint8_t* buffer,
@@ -217,17 +291,16 @@ void ParseOptions(TfLiteContext* context, const uint8_t* buffer,
     return;
   }
   bool ok =
-      ReadInt(map, "num_subnetworks", true, 0, 1, kMaxTableEntries,
+      ReadInt(map, "num_subnetworks", true, 0, 1, kMaxSubnetworks,
               &data->num_subnetworks, data) &&
       ReadInt(map, "fused_activation_function", true, 0, 0, INT32_MAX,
               &data->activation, data) &&
-      ReadIntVector(context, map, "in_channels", &data->in_channels, data) &&
-      ReadIntVector(context, map, "out_channels", &data->out_channels, data) &&
-      ReadIntVector(context, map, "output_multiplier",
-                    &data->output_multiplier, data) &&
-      ReadIntVector(context, map, "output_shift", &data->output_shift,
-                    data) &&
-      ReadIntVector(context, map, "bias", &data->bias, data);
+      ReadIntVector(context, map, "in_channels", data, &data->in_channels) &&
+      ReadIntVector(context, map, "out_channels", data, &data->out_channels) &&
+      ReadIntVector(context, map, "output_multiplier", data,
+                    &data->output_multiplier) &&
+      ReadIntVector(context, map, "output_shift", data, &data->output_shift) &&
+      ReadIntVector(context, map, "bias", data, &data->bias);
   if (!ok) return;
   if (data->activation != kActNone && data->activation != kActRelu &&
       data->activation != kActReluN1To1 && data->activation != kActRelu6) {
@@ -236,7 +309,7 @@ void ParseOptions(TfLiteContext* context, const uint8_t* buffer,
     return;
   }
   if (data->kind == OpKind::kFullyConnected) {
-    if (!ReadInt(map, "in_spatial", true, 1, 1, kMaxTableEntries,
+    if (!ReadInt(map, "in_spatial", true, 1, 1, kMaxInSpatial,
                  &data->in_spatial, data)) {
       return;
     }
@@ -250,9 +323,9 @@ void ParseOptions(TfLiteContext* context, const uint8_t* buffer,
   int32_t dilation_h = 1;
   ok = ReadInt(map, "padding", true, 0, kPaddingSame, kPaddingValid,
                &data->padding, data) &&
-       ReadInt(map, "stride_w", true, 1, 1, INT32_MAX, &data->stride_width,
+       ReadInt(map, "stride_w", true, 1, 1, kMaxStride, &data->stride_width,
                data) &&
-       ReadInt(map, "stride_h", true, 1, 1, INT32_MAX, &data->stride_height,
+       ReadInt(map, "stride_h", true, 1, 1, kMaxStride, &data->stride_height,
                data) &&
        ReadInt(map, "dilation_w_factor", false, 1, 1, INT32_MAX, &dilation_w,
                data) &&
@@ -265,7 +338,7 @@ void ParseOptions(TfLiteContext* context, const uint8_t* buffer,
     return;
   }
   if (data->kind == OpKind::kDepthwiseConv2D) {
-    ReadInt(map, "depth_multiplier", true, 1, 1, kMaxTableEntries,
+    ReadInt(map, "depth_multiplier", true, 1, 1, kMaxChannels,
             &data->depth_multiplier, data);
   } else {
     data->depth_multiplier = 1;
@@ -424,6 +497,15 @@ TfLiteStatus PrepareConv(const OpData& data, const TempTensors& t,
                 w->data[3], channels);
     return kTfLiteError;
   }
+  for (int i = 1; i <= 2; ++i) {
+    if (in->data[i] < 1 || in->data[i] > kMaxSpatialSize ||
+        w->data[i] < 1 || w->data[i] > kMaxSpatialSize) {
+      MicroPrintf("%s: input %s %d or filter %s %d outside 1..%d", name,
+                  i == 1 ? "height" : "width", in->data[i],
+                  i == 1 ? "height" : "width", w->data[i], kMaxSpatialSize);
+      return kTfLiteError;
+    }
+  }
   const Status st = MakeConvShape(
       in->data[0], in->data[1], in->data[2], channels, w->data[1], w->data[2],
       out_channels, data.stride_height, data.stride_width,
@@ -447,6 +529,56 @@ TfLiteStatus PrepareConv(const OpData& data, const TempTensors& t,
   return kTfLiteOk;
 }
 
+// Rejects tables with which an int32 step of the kernels could overflow
+// (undefined behaviour in C++): the accumulator is at most
+// products * 255 * 128 + |bias| in magnitude, a positive shift multiplies it
+// before the high multiply, and the output zero point is added after it.
+// Real models stay far below these bounds; a corrupt table does not.
+TfLiteStatus CheckArithmeticBounds(const SubnetworkTables& tables,
+                                   int64_t products, const char* name) {
+  const int64_t sum_bound = products * kMaxProduct;
+  if (sum_bound > kAccumulatorLimit) {
+    MicroPrintf("%s: %d products per output can overflow the int32 "
+                "accumulator (at most %d)",
+                name, static_cast<int>(products),
+                static_cast<int>(kAccumulatorLimit / kMaxProduct));
+    return kTfLiteError;
+  }
+  const int rows = tables.num_subnetworks * tables.full_out;
+  for (int i = 0; i < rows; ++i) {
+    const int k = i / tables.full_out;
+    const int c = i % tables.full_out;
+    const int64_t bias = tables.bias[i];
+    const int64_t acc_bound = sum_bound + (bias < 0 ? -bias : bias);
+    if (acc_bound > kAccumulatorLimit) {
+      MicroPrintf("%s: 'bias' of subnetwork %d channel %d is %d; with %d "
+                  "products per output |bias| must be at most %d",
+                  name, k, c, static_cast<int>(bias),
+                  static_cast<int>(products),
+                  static_cast<int>(kAccumulatorLimit - sum_bound));
+      return kTfLiteError;
+    }
+    const int32_t multiplier = tables.output_multiplier[i];
+    if (multiplier != 0 && multiplier < (1 << 30)) {
+      MicroPrintf("%s: 'output_multiplier' of subnetwork %d channel %d is %d, "
+                  "not a quantized multiplier (0 or 2^30..2^31-1)",
+                  name, k, c, static_cast<int>(multiplier));
+      return kTfLiteError;
+    }
+    const int32_t shift = tables.output_shift[i];
+    if (shift < -31 || shift > 30 ||
+        (shift > 0 && (acc_bound << shift) > kAccumulatorLimit)) {
+      MicroPrintf("%s: 'output_shift' of subnetwork %d channel %d is %d; "
+                  "shifts are -31..30 and a left shift must keep the "
+                  "accumulator (up to %d) within int32",
+                  name, k, c, static_cast<int>(shift),
+                  static_cast<int>(acc_bound));
+      return kTfLiteError;
+    }
+  }
+  return kTfLiteOk;
+}
+
 TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
   if (node->user_data == nullptr) {
     MicroPrintf("HADS operator: out of arena memory for its data");
@@ -455,9 +587,17 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
   auto* data = static_cast<OpData*>(node->user_data);
   const char* name = OpName(data->kind);
   if (data->error != nullptr) {
-    MicroPrintf("%s: custom options: '%s' %s (see "
-                "docs/nested_tflite_format.md)",
-                name, data->error_key, data->error);
+    if (data->error_has_range) {
+      MicroPrintf("%s: custom options: '%s' %s %d..%d (see "
+                  "docs/nested_tflite_format.md)",
+                  name, data->error_key, data->error,
+                  static_cast<int>(data->error_lo),
+                  static_cast<int>(data->error_hi));
+    } else {
+      MicroPrintf("%s: custom options: '%s' %s (see "
+                  "docs/nested_tflite_format.md)",
+                  name, data->error_key, data->error);
+    }
     return kTfLiteError;
   }
   if (node->inputs->size != kNumInputs || node->outputs->size != 1) {
@@ -494,6 +634,13 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
                 "elements",
                 name, TfLiteTypeGetName(t.subnetwork->type),
                 static_cast<int>(NumElements(t.subnetwork)));
+    return kTfLiteError;
+  }
+  if (NumElements(t.input) < 1 || NumElements(t.weights) < 1 ||
+      NumElements(t.output) < 1) {
+    MicroPrintf("%s: input, weights and output need 1..%d elements "
+                "(a dimension is negative, zero or too large)",
+                name, static_cast<int>(INT32_MAX));
     return kTfLiteError;
   }
   if (!WeightsSymmetric(t.weights)) {
@@ -581,6 +728,18 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
                 name, full_in, full_out, StatusString(st));
     return kTfLiteError;
   }
+
+  // Products summed into one output: the bound of the accumulator.
+  int64_t products = 0;
+  if (data->kind == OpKind::kFullyConnected) {
+    products = static_cast<int64_t>(data->fc_shape.in_spatial) *
+               data->fc_shape.in_channels;
+  } else {
+    products = static_cast<int64_t>(data->conv_shape.filter_height) *
+               data->conv_shape.filter_width *
+               (data->kind == OpKind::kConv2D ? full_in : 1);
+  }
+  TF_LITE_ENSURE_OK(context, CheckArithmeticBounds(tables, products, name));
 
   QuantizedParams& params = data->params;
   params.input_offset = -t.input->params.zero_point;

@@ -41,7 +41,7 @@ Errors come back as hads::Result values; nothing in the library aborts.
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hads_ops.h"
+#include "tflm_ops/hads_ops.h"  // generated from tflm_ops/ (see README)
 #include "hads_subnetworks.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"

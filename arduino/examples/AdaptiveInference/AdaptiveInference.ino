@@ -2,12 +2,13 @@
 
 For each subnetwork (0 = full network, the last = smallest) the sketch
 switches with select(k), runs one inference and prints the time of both
-(micros()) with the subnetwork's MACs and the top class. The model comes
-from hads_keras: `hads_model.h` is written by
+(micros()) with the subnetwork's MACs and the top class. The model is in
+`hads_model.h`: in the library's example, the bundled example model (a
+DS-CNN on load_digits); in a sketch folder written by
 
     python -m hads_keras.export.arduino sketch model_nested.tflite MySketch
 
-(see the library README), and replaced here by the demo's model.
+the model you exported (see the library README).
 
 Board: Arduino Nano 33 BLE (Sense) or any board the TensorFlow Lite Micro
 library Chirale_TensorFLowLite supports. Serial Monitor at 115200 baud.
