@@ -351,7 +351,7 @@ def rewrite_nested(int8_bytes, infos, num_subnetworks, plan_json, labels=None):
             raise ValueError("labels: a class label may not contain a newline.")
         metadata_lib.set_entry(model, metadata_lib.LABELS_KEY, "\n".join(labels))
     flatbuffer.prune(model)
-    nested = flatbuffer.save(model)
+    nested = metadata_lib.add_crc(flatbuffer.save(model))  # last: covers every byte
     problems = in_place_table_problems(nested)
     if problems:  # the writer's layout changed: the device would copy them
         raise ValueError("nested export: HADS tables would be copied into the "
