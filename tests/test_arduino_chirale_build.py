@@ -137,8 +137,13 @@ def _chirale():
     return src
 
 
-def _compile(source, obj, includes):
-    flags = CXXFLAGS if source.suffix == ".cpp" else CFLAGS
+# The HADS library's own code is held to warnings-as-errors (TFLite Micro's
+# headers leave unused parameters).
+HADS_WARNINGS = ["-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror"]
+
+
+def _compile(source, obj, includes, extra=()):
+    flags = (CXXFLAGS if source.suffix == ".cpp" else CFLAGS) + list(extra)
     compiler = CXX if source.suffix == ".cpp" else CC
     cmd = [compiler, *COMMON, *flags, *[f"-I{i}" for i in includes],
            "-c", str(source), "-o", str(obj)]
@@ -209,7 +214,8 @@ def test_library_compiles_and_example_links(tmp_path):
         obj = tmp_path / "hads" / (source.relative_to(hads_src).as_posix()
                                    .replace("/", "__") + ".o")
         obj.parent.mkdir(exist_ok=True)
-        source_, cmd, proc = _compile(source, obj, [str(i) for i in core_inc + libs_inc])
+        _, cmd, proc = _compile(source, obj, [str(i) for i in core_inc + libs_inc],
+                                HADS_WARNINGS)
         assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stderr[-4000:]}"
         hads_objs.append(obj)
     assert any("hads_ops" in o.name for o in hads_objs)

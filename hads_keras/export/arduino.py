@@ -285,6 +285,8 @@ def _decode_metadata(model):
     for m in model.metadata or []:
         name = m.name.decode() if isinstance(m.name, bytes) else m.name
         data = model.buffers[m.buffer].data
+        if name == "hads_crc32":  # binary (hads_keras.export.metadata.CRC_KEY)
+            continue
         if data is not None and name.startswith("hads_"):
             out[name] = bytes(np.asarray(data, np.uint8)).decode("utf-8")
     return out
