@@ -24,7 +24,7 @@
 namespace hads {
 namespace {
 
-enum class OpKind { kFullyConnected, kConv2D, kDepthwiseConv2D };
+enum class OpKind : uint8_t { kFullyConnected, kConv2D, kDepthwiseConv2D };
 
 // Inputs and output of every HADS operator (docs/nested_tflite_format.md).
 constexpr int kInputTensor = 0;
@@ -61,46 +61,63 @@ const char* OpName(OpKind kind) {
   return "HADS";
 }
 
-// An int32 table of the custom options. Read in place from the model (which
-// usually lives in flash) when the FlexBuffer stores it as a typed vector of
-// 4-byte ints at a 4-byte aligned address, as the hads_keras exporter writes
-// it (docs/nested_tflite_format.md); copied into persistent arena memory
-// otherwise (older exports, other writers), with a note printed by Init.
-struct IntTable {
-  const int32_t* data;
-  int size;
-};
-
+// Persistent per-operator data. Kept small: it is the operator's whole
+// arena cost, since the tables themselves are read in place from the model
+// (usually flash) when the FlexBuffer stores them as 4-byte aligned typed
+// vectors of 4-byte ints, as the hads_keras exporter writes them
+// (docs/nested_tflite_format.md), and only copied into persistent arena
+// memory otherwise (older exports, other writers), with a note from Init.
 struct OpData {
+  // Eval's data. `tables` points at the five int32 tables (Init), its
+  // sizes are checked and its full widths set in Prepare.
+  SubnetworkTables tables;
+  union {
+    FullyConnectedShape fc;
+    ConvShape conv;
+  } shape;
+  int32_t input_offset;   // QuantizedParams minus the per-subnetwork rows
+  int32_t output_offset;
+  int32_t act_min;
+  int32_t act_max;
+
+  // Custom options, read by Init for Prepare.
+  int32_t table_size[5];  // entries of the tables, in kTableKeys order
+  int32_t activation;
+  int32_t in_spatial;         // fully connected
+  int32_t stride_width;       // conv / depthwise
+  int32_t stride_height;
+  int32_t depth_multiplier;   // depthwise
+  uint8_t padding;
   OpKind kind;
 
   // Set by Init when the custom options are unusable; Prepare reports it.
+  bool error_has_range;  // "is out of range": the accepted range follows
+  int32_t error_lo;
+  int32_t error_hi;
   const char* error;
   const char* error_key;
-  bool error_has_range;  // "is out of range": the accepted range follows
-  int64_t error_lo;
-  int64_t error_hi;
-
-  // Custom options.
-  int32_t num_subnetworks;
-  int32_t activation;
-  int32_t in_spatial;         // fully connected
-  int32_t padding;            // conv / depthwise
-  int32_t stride_width;
-  int32_t stride_height;
-  int32_t depth_multiplier;   // depthwise
-  IntTable in_channels;
-  IntTable out_channels;
-  IntTable output_multiplier;
-  IntTable output_shift;
-  IntTable bias;
-
-  // Computed in Prepare.
-  SubnetworkTables tables;
-  FullyConnectedShape fc_shape;
-  ConvShape conv_shape;
-  QuantizedParams params;  // per-subnetwork pointers are filled in Eval
 };
+
+// The tables' keys in the custom options, and where each goes.
+enum TableIndex { kInChannels, kOutChannels, kMultiplier, kShift, kBias };
+constexpr const char* kTableKeys[5] = {"in_channels", "out_channels",
+                                       "output_multiplier", "output_shift",
+                                       "bias"};
+
+const int32_t** TablePointer(SubnetworkTables* tables, int index) {
+  switch (index) {
+    case kInChannels:
+      return &tables->in_channels;
+    case kOutChannels:
+      return &tables->out_channels;
+    case kMultiplier:
+      return &tables->output_multiplier;
+    case kShift:
+      return &tables->output_shift;
+    default:
+      return &tables->bias;
+  }
+}
 
 // ---------------------------------------------------------------------------
 // Custom options (FlexBuffer map).
@@ -116,8 +133,8 @@ void FailRange(OpData* data, const char* key, int64_t lo, int64_t hi) {
   if (data->error == nullptr) {
     Fail(data, key, "is out of range");
     data->error_has_range = true;
-    data->error_lo = lo;
-    data->error_hi = hi;
+    data->error_lo = static_cast<int32_t>(lo);
+    data->error_hi = static_cast<int32_t>(hi);
   }
 }
 
@@ -163,7 +180,7 @@ bool ReadInt(const flexbuffers::Map& map, const char* key, bool required,
 // integers into a persistent int32 array.
 template <typename VectorT>
 bool CopyInts(TfLiteContext* context, const VectorT& vec, const char* key,
-              IntTable* out, OpData* data) {
+              const int32_t** out, int32_t* out_size, OpData* data) {
   const size_t size = vec.size();
   auto* values = static_cast<int32_t*>(
       context->AllocatePersistentBuffer(context, size * sizeof(int32_t)));
@@ -193,8 +210,8 @@ bool CopyInts(TfLiteContext* context, const VectorT& vec, const char* key,
     }
     values[i] = static_cast<int32_t>(v);
   }
-  out->data = values;
-  out->size = static_cast<int>(size);
+  *out = values;
+  *out_size = static_cast<int32_t>(size);
   return true;
 }
 
@@ -228,7 +245,10 @@ const char* NotInPlaceReason(flexbuffers::TypedVector vec) {
 }
 
 bool ReadIntVector(TfLiteContext* context, const flexbuffers::Map& map,
-                   const char* key, OpData* data, IntTable* out) {
+                   int index, OpData* data) {
+  const char* key = kTableKeys[index];
+  const int32_t** out = TablePointer(&data->tables, index);
+  int32_t* out_size = &data->table_size[index];
   const flexbuffers::Reference ref = map[key];
   if (ref.IsNull()) {
     Fail(data, key, "is missing");
@@ -249,21 +269,21 @@ bool ReadIntVector(TfLiteContext* context, const flexbuffers::Map& map,
     const char* reason = NotInPlaceReason(vec);
     if (reason == nullptr) {
       // VerifyBuffer has checked that the elements lie inside the buffer.
-      out->data = reinterpret_cast<const int32_t*>(TypedVectorBytes(vec).bytes());
-      out->size = static_cast<int>(size);
+      *out = reinterpret_cast<const int32_t*>(TypedVectorBytes(vec).bytes());
+      *out_size = static_cast<int32_t>(size);
       return true;
     }
     MicroPrintf("%s: table '%s' is copied into the arena (%d bytes) because "
                 "%s; export the model again with hads_keras to read it in "
                 "place",
                 OpName(data->kind), key, static_cast<int>(size * 4), reason);
-    return CopyInts(context, vec, key, out, data);
+    return CopyInts(context, vec, key, out, out_size, data);
   }
   MicroPrintf("%s: table '%s' is an untyped vector: copied into the arena "
               "(%d bytes); export the model again with hads_keras to read "
               "it in place",
               OpName(data->kind), key, static_cast<int>(size * 4));
-  return CopyInts(context, ref.AsVector(), key, out, data);
+  return CopyInts(context, ref.AsVector(), key, out, out_size, data);
 }
 
 void ParseOptions(TfLiteContext* context, const uint8_t* buffer,
@@ -290,18 +310,19 @@ void ParseOptions(TfLiteContext* context, const uint8_t* buffer,
     Fail(data, "version", "is not supported (this build reads version 1)");
     return;
   }
+  int32_t num_subnetworks = 0;
   bool ok =
       ReadInt(map, "num_subnetworks", true, 0, 1, kMaxSubnetworks,
-              &data->num_subnetworks, data) &&
+              &num_subnetworks, data) &&
       ReadInt(map, "fused_activation_function", true, 0, 0, INT32_MAX,
               &data->activation, data) &&
-      ReadIntVector(context, map, "in_channels", data, &data->in_channels) &&
-      ReadIntVector(context, map, "out_channels", data, &data->out_channels) &&
-      ReadIntVector(context, map, "output_multiplier", data,
-                    &data->output_multiplier) &&
-      ReadIntVector(context, map, "output_shift", data, &data->output_shift) &&
-      ReadIntVector(context, map, "bias", data, &data->bias);
+      ReadIntVector(context, map, kInChannels, data) &&
+      ReadIntVector(context, map, kOutChannels, data) &&
+      ReadIntVector(context, map, kMultiplier, data) &&
+      ReadIntVector(context, map, kShift, data) &&
+      ReadIntVector(context, map, kBias, data);
   if (!ok) return;
+  data->tables.num_subnetworks = num_subnetworks;
   if (data->activation != kActNone && data->activation != kActRelu &&
       data->activation != kActReluN1To1 && data->activation != kActRelu6) {
     Fail(data, "fused_activation_function",
@@ -321,8 +342,9 @@ void ParseOptions(TfLiteContext* context, const uint8_t* buffer,
   }
   int32_t dilation_w = 1;
   int32_t dilation_h = 1;
+  int32_t padding = 0;
   ok = ReadInt(map, "padding", true, 0, kPaddingSame, kPaddingValid,
-               &data->padding, data) &&
+               &padding, data) &&
        ReadInt(map, "stride_w", true, 1, 1, kMaxStride, &data->stride_width,
                data) &&
        ReadInt(map, "stride_h", true, 1, 1, kMaxStride, &data->stride_height,
@@ -332,6 +354,7 @@ void ParseOptions(TfLiteContext* context, const uint8_t* buffer,
        ReadInt(map, "dilation_h_factor", false, 1, 1, INT32_MAX, &dilation_h,
                data);
   if (!ok) return;
+  data->padding = static_cast<uint8_t>(padding);
   if (dilation_w != 1 || dilation_h != 1) {
     Fail(data, "dilation_w_factor/dilation_h_factor",
          "must be 1 (dilated convolutions are not supported)");
@@ -659,10 +682,10 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
   int full_out = 0;
   if (data->kind == OpKind::kFullyConnected) {
     TF_LITE_ENSURE_OK(context, PrepareFullyConnected(*data, t, name,
-                                                     &data->fc_shape,
+                                                     &data->shape.fc,
                                                      &full_in, &full_out));
   } else {
-    TF_LITE_ENSURE_OK(context, PrepareConv(*data, t, name, &data->conv_shape,
+    TF_LITE_ENSURE_OK(context, PrepareConv(*data, t, name, &data->shape.conv,
                                            &full_in, &full_out));
   }
   if (t.bias != nullptr &&
@@ -672,28 +695,24 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
   }
 
   // Tables: sizes first, so that validation reads only what exists.
-  const int s = data->num_subnetworks;
+  SubnetworkTables& tables = data->tables;
+  const int s = tables.num_subnetworks;
   const int64_t rows = static_cast<int64_t>(s) * full_out;
-  if (data->in_channels.size != s || data->out_channels.size != s ||
-      data->output_multiplier.size != rows ||
-      data->output_shift.size != rows || data->bias.size != rows) {
+  const int32_t* size = data->table_size;
+  if (size[kInChannels] != s || size[kOutChannels] != s ||
+      size[kMultiplier] != rows || size[kShift] != rows ||
+      size[kBias] != rows) {
     MicroPrintf("%s: tables must have num_subnetworks=%d entries (in/out "
                 "channels) and %d x %d (multiplier, shift, bias); got %d, %d, "
                 "%d, %d, %d",
-                name, s, s, full_out, data->in_channels.size,
-                data->out_channels.size, data->output_multiplier.size,
-                data->output_shift.size, data->bias.size);
+                name, s, s, full_out, static_cast<int>(size[kInChannels]),
+                static_cast<int>(size[kOutChannels]),
+                static_cast<int>(size[kMultiplier]),
+                static_cast<int>(size[kShift]), static_cast<int>(size[kBias]));
     return kTfLiteError;
   }
-  SubnetworkTables& tables = data->tables;
-  tables.num_subnetworks = s;
   tables.full_in = full_in;
   tables.full_out = full_out;
-  tables.in_channels = data->in_channels.data;
-  tables.out_channels = data->out_channels.data;
-  tables.output_multiplier = data->output_multiplier.data;
-  tables.output_shift = data->output_shift.data;
-  tables.bias = data->bias.data;
   const int depth_multiplier =
       data->kind == OpKind::kDepthwiseConv2D ? data->depth_multiplier : 0;
   // Name the first bad entry; ValidateSubnetworkTables below stays the
@@ -732,21 +751,20 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
   // Products summed into one output: the bound of the accumulator.
   int64_t products = 0;
   if (data->kind == OpKind::kFullyConnected) {
-    products = static_cast<int64_t>(data->fc_shape.in_spatial) *
-               data->fc_shape.in_channels;
+    products = static_cast<int64_t>(data->shape.fc.in_spatial) *
+               data->shape.fc.in_channels;
   } else {
-    products = static_cast<int64_t>(data->conv_shape.filter_height) *
-               data->conv_shape.filter_width *
+    products = static_cast<int64_t>(data->shape.conv.filter_height) *
+               data->shape.conv.filter_width *
                (data->kind == OpKind::kConv2D ? full_in : 1);
   }
   TF_LITE_ENSURE_OK(context, CheckArithmeticBounds(tables, products, name));
 
-  QuantizedParams& params = data->params;
-  params.input_offset = -t.input->params.zero_point;
-  params.output_offset = t.output->params.zero_point;
+  data->input_offset = -t.input->params.zero_point;
+  data->output_offset = t.output->params.zero_point;
   const Status act = CalculateActivationRangeInt8(
       static_cast<Activation>(data->activation), t.output->params.scale,
-      t.output->params.zero_point, &params.act_min, &params.act_max);
+      t.output->params.zero_point, &data->act_min, &data->act_max);
   if (act != kOk) {
     MicroPrintf("%s: activation range: %s", name, StatusString(act));
     return kTfLiteError;
@@ -775,10 +793,14 @@ TfLiteStatus Eval(TfLiteContext* context, TfLiteNode* node) {
   if (SelectSubnetwork(data.tables, k, &active) != kOk) {
     MicroPrintf("%s: subnetwork %d out of range 0..%d", OpName(data.kind),
                 static_cast<int>(k),
-                static_cast<int>(data.num_subnetworks) - 1);
+                data.tables.num_subnetworks - 1);
     return kTfLiteError;
   }
-  QuantizedParams params = data.params;
+  QuantizedParams params;
+  params.input_offset = data.input_offset;
+  params.output_offset = data.output_offset;
+  params.act_min = data.act_min;
+  params.act_max = data.act_max;
   params.output_multiplier = active.output_multiplier;
   params.output_shift = active.output_shift;
   params.bias = active.bias;
@@ -789,15 +811,15 @@ TfLiteStatus Eval(TfLiteContext* context, TfLiteNode* node) {
   Status st = kOk;
   switch (data.kind) {
     case OpKind::kFullyConnected:
-      st = FullyConnectedInt8(data.fc_shape, params, active.in_channels,
+      st = FullyConnectedInt8(data.shape.fc, params, active.in_channels,
                               active.out_channels, x, w, y);
       break;
     case OpKind::kConv2D:
-      st = Conv2DInt8(data.conv_shape, params, active.in_channels,
+      st = Conv2DInt8(data.shape.conv, params, active.in_channels,
                       active.out_channels, x, w, y);
       break;
     case OpKind::kDepthwiseConv2D:
-      st = DepthwiseConv2DInt8(data.conv_shape, params, active.in_channels, x,
+      st = DepthwiseConv2DInt8(data.shape.conv, params, active.in_channels, x,
                                w, y);
       break;
   }
