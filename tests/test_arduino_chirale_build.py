@@ -151,11 +151,12 @@ def _compile(source, obj, includes, extra=()):
     return source, cmd, proc
 
 
-def _compile_all(sources, out_dir, includes, key_root):
-    """Objects of `sources` under `out_dir`, reusing up-to-date ones."""
+def _compile_all(sources, out_dir, includes, key_root, key_extra=""):
+    """Objects of `sources` under `out_dir`, reusing up-to-date ones (keyed
+    by the file, its modification time, the flags and `key_extra`)."""
     objects, todo = [], []
     for source in sources:
-        stamp = f"{source}:{source.stat().st_mtime_ns}:{' '.join(COMMON + [str(i) for i in includes])}"
+        stamp = f"{source}:{source.stat().st_mtime_ns}:{' '.join(COMMON)}:{key_extra}"
         digest = hashlib.sha1(stamp.encode()).hexdigest()[:12]
         rel = source.relative_to(key_root).with_suffix("")
         obj = out_dir / f"{rel.as_posix().replace('/', '__')}.{digest}.o"
@@ -206,8 +207,9 @@ def test_library_compiles_and_example_links(tmp_path):
     core_inc = [stub]
     libs_inc = [hads_src, chirale_src]
     # Chirale (cached) and the stub core.
-    chirale_objs = _compile_all(_sources(chirale_src), build / "chirale",
-                                core_inc + [chirale_src], chirale_src)
+    chirale_objs = _compile_all(
+        _sources(chirale_src), build / "chirale", core_inc + [chirale_src],
+        chirale_src, key_extra=hashlib.sha1(ARDUINO_H.encode()).hexdigest())
     # HADS: every source, warnings as errors for the library's own code.
     hads_objs = []
     for source in _sources(hads_src):
