@@ -64,8 +64,9 @@ IntegrityStatus VerifyModelChecksum(const uint8_t* model_data,
   }
   for (unsigned i = 0; i < metadata->size(); ++i) {
     const tflite::Metadata* entry = metadata->Get(i);
-    if (entry->name() == nullptr ||
-        std::strcmp(entry->name()->c_str(), kCrcMetadataName) != 0) {
+    const auto* name = entry->name();
+    if (name == nullptr || name->size() != sizeof(kCrcMetadataName) - 1 ||
+        std::memcmp(name->data(), kCrcMetadataName, name->size()) != 0) {
       continue;
     }
     if (entry->buffer() >= buffers->size()) return IntegrityStatus::kBadModel;
