@@ -126,7 +126,8 @@ def main():
             objects.append(str(obj))
         elf = work / "crc.elf"
         subprocess.run(["arm-none-eabi-g++", *CPU, "-T", str(HARNESS / "mps2_an386.ld"),
-                        "-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections",
+                        "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs",
+                        "-Wl,--gc-sections",
                         *objects, "-o", str(elf)], check=True)
         proc = subprocess.run(["qemu-system-arm", "-M", "mps2-an386", "-semihosting",
                                "-icount", "shift=0,sleep=off", "-nographic",

@@ -62,9 +62,9 @@ constexpr const char kSubnetworkInputName[] = "subnetwork";
 // its metadata (`hads_crc32`, docs/nested_tflite_format.md): kOk,
 // kBadChecksum (a weight, table or any other byte changed since the export),
 // kNoChecksum (older export) or kBadModel. Off unless called (or
-// NestedModel::beginVerified()): it reads the whole model once, about 11
-// instructions per byte on a Cortex-M4 (0.2 M instructions, ~3 ms at 64 MHz,
-// for the 16 KB example model).
+// NestedModel::beginVerified()): it reads the whole model once, about 14
+// instructions per byte on a Cortex-M4 (0.26 M instructions, ~4 ms at
+// 64 MHz, for the 18.6 KB example model; benchmarks/model_crc_cortex_m4.py).
 Result verifyModel(const unsigned char* model_data, size_t model_size);
 
 class NestedModel {
