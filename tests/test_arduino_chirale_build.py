@@ -65,10 +65,15 @@ ARDUINO_H = r"""
 #define LOW 0
 #define HIGH 1
 #ifdef __cplusplus
+// The mbed core's Arduino.h brings ArduinoCore-API's arduino::RingBufferN
+// (Chirale's system_setup.cpp uses it); Chirale ships the same class.
+#include "tensorflow/lite/micro/system_ArduinoRingBuffer.h"
+using namespace arduino;
 class StubSerial {
  public:
   void begin(unsigned long) {}
   explicit operator bool() const { return true; }
+  int read() { return -1; }  // no input
   size_t print(const char* s);
   size_t print(char c);
   size_t print(int v);
