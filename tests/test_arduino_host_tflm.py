@@ -272,12 +272,12 @@ def test_budget_driven_example_switches_subnetworks(tmp_path):
 
 def test_bundled_example_model_matches_materialize(tmp_path):
     """The examples' model (made by the real exporter) in the real TFLite
-    Micro with the library == hads_keras.export.materialize(k) in TFLite's
-    reference kernels, bit for bit, for every subnetwork."""
+    Micro with the library == hads_keras.export.materialize(k) in TFLite
+    Micro's builtin kernels, bit for bit, and within one step of TFLite's
+    reference kernels, for every subnetwork."""
     from hads_keras import export
     import test_arduino_sketch as sketch_tests
-    header = (arduino.LIBRARY_DIR / "examples" / "AdaptiveInference" /
-              arduino.MODEL_HEADER).read_text()
+    header = (arduino.LIBRARY_DIR / "src" / arduino.EXAMPLE_MODEL_HEADER).read_text()
     model = bytes(sketch_tests.header_array(header, "g_hads_model"))
     sample = np.array(sketch_tests.header_array(header, "g_hads_sample"), np.int8)
     work = tmp_path / "Bundled"
@@ -301,9 +301,18 @@ def test_bundled_example_model_matches_materialize(tmp_path):
         detail = interp.get_input_details()[0]
         interp.set_tensor(detail["index"], sample.reshape(detail["shape"]))
         interp.invoke()
-        expected = interp.get_tensor(interp.get_output_details()[0]["index"])
+        reference = interp.get_tensor(interp.get_output_details()[0]["index"])
+        # Bit for bit against TFLite Micro's own builtin kernels (the PyPI
+        # runtime) on the materialized model; TFLite's reference fully
+        # connected kernel rounds once instead of twice, so it may differ by
+        # one step (tests/native/README.md, "Fully connected rounding").
+        from tflite_micro import runtime
+        micro = runtime.Interpreter.from_bytes(export.materialize(model, k))
+        micro.set_input(sample.reshape(micro.get_input_details(0)["shape"]), 0)
+        micro.invoke()
+        expected = np.asarray(micro.get_output(0)).reshape(-1)
         got = np.array([int(v) for v in row[2:]], np.int8)
-        np.testing.assert_array_equal(got, expected.reshape(-1),
-                                      err_msg=f"subnetwork {k}")
+        np.testing.assert_array_equal(got, expected, err_msg=f"subnetwork {k}")
+        assert np.max(np.abs(got.astype(int) - reference.reshape(-1))) <= 1, k
     used = int(re.search(r"arena_used (\d+)", out.stdout).group(1))
     assert used <= int(re.search(r"kHadsArenaSize = (\d+)", header).group(1))
