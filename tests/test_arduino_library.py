@@ -3,8 +3,12 @@
 Checks `library.properties` against the Arduino library specification, 1.5
 format (https://arduino.github.io/arduino-cli/latest/library-specification/),
 the folder layout the IDE and the Library Manager expect, the zip that
-"Sketch > Include Library > Add .ZIP Library" installs, and that the copies
-of the tflm_ops sources in arduino/src are exactly what the generator writes.
+"Sketch > Include Library > Add .ZIP Library" installs, that the operator
+sources are generated from tflm_ops/ (no committed copies), and that every
+`#include` of the library resolves under the Arduino builder's include path
+(the library's own src/ and the src/ of its dependency
+Chirale_TensorFLowLite 2.0.0, whose headers the library uses are recorded in
+tests/data/chirale_tflite_2.0.0_headers.txt).
 """
 
 import pathlib
@@ -144,37 +148,72 @@ def test_keywords_txt_format():
                              "LITERAL2"), line
 
 
-def test_operator_sources_are_in_sync_with_tflm_ops():
-    # One source of truth: arduino/src gets generated copies of tflm_ops/.
-    assert arduino.stale_sources() == [], (
-        "arduino/src differs from tflm_ops/: run "
-        "`python -m hads_keras.export.arduino sync`")
+def _tracked_files(folder):
+    """Files of `folder` in git (the committed library), or None outside git."""
+    import subprocess
+    proc = subprocess.run(["git", "ls-files", "-z"], cwd=folder,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        return None
+    return [folder / n for n in proc.stdout.split("\0") if n]
+
+
+def test_no_committed_copy_of_tflm_ops():
+    # One copy of every source: the library's operator sources are generated
+    # (git-ignored src/tflm_ops/), nothing committed under arduino/ repeats
+    # a file of tflm_ops/.
+    tracked = _tracked_files(LIB)
+    if tracked is None:
+        pytest.skip("not a git checkout")
+    originals = {p.read_bytes().strip() for p in arduino._portable_sources(
+        arduino.TFLM_OPS_DIR)}
+    for path in tracked:
+        rel = path.relative_to(LIB)
+        assert rel.parts[:2] != ("src", arduino.GENERATED_DIR), rel
+        text = path.read_bytes()
+        assert arduino.GENERATED_MARK.encode() not in text, rel
+        assert text.strip() not in originals, f"{rel} repeats a tflm_ops/ file"
+
+
+def test_generation_takes_every_source_of_tflm_ops():
     generated = arduino.generated_sources()
-    assert "hads_kernels.h" in generated and "hads_kernels.cpp" in generated
+    expected = {"tflm_ops/hads_kernels.h", "tflm_ops/hads_kernels.cpp",
+                "tflm_ops/hads_ops.h", "tflm_ops/hads_ops.cpp",
+                "tflm_ops/hads_flexbuffers.h"}
+    assert expected <= set(generated)
+    assert not [n for n in generated if "fuzz" in n or n.endswith(".cc")]
     for name, text in generated.items():
-        assert text.startswith(arduino.GENERATED_MARK)
-        assert '#include "tflm_ops/' not in text, name
+        assert text.startswith(arduino.GENERATED_MARK), name
 
 
 def test_sync_detects_and_repairs_a_stale_copy(tmp_path):
     ops = tmp_path / "tflm_ops"
-    ops.mkdir()
+    (ops / "cortex_m").mkdir(parents=True)
+    (ops / "fuzz").mkdir()
     (ops / "k.h").write_text("int k();\n")
     (ops / "k.cc").write_text('#include "tflm_ops/k.h"\nint k() { return 1; }\n')
+    (ops / "cortex_m" / "k_dsp.cc").write_text('#include "../k.h"\n')
     (ops / "k_test.cc").write_text("// not shipped\n")
+    (ops / "fuzz" / "f.cc").write_text("// not shipped\n")
+    (ops / "BUILD").write_text("# not shipped\n")
     lib = tmp_path / "arduino"
-    (lib / "src").mkdir(parents=True)
+    (lib / "src" / "tflm_ops").mkdir(parents=True)
     (lib / "src" / "HADS.h").write_text("// hand-written, not touched\n")
-    (lib / "src" / "old.cpp").write_text(arduino.GENERATED_MARK + " from x\n")
-    assert arduino.stale_sources(lib, ops) == ["k.cpp", "k.h", "old.cpp"]
+    (lib / "src" / "tflm_ops" / "old.cpp").write_text(arduino.GENERATED_MARK + " from x\n")
+    assert arduino.stale_sources(lib, ops) == [
+        "tflm_ops/cortex_m/k_dsp.cpp", "tflm_ops/k.cpp", "tflm_ops/k.h",
+        "tflm_ops/old.cpp"]
     with pytest.raises(RuntimeError, match="python -m hads_keras.export.arduino sync"):
         arduino.sync_sources(lib, ops, check=True)
     arduino.sync_sources(lib, ops)
     assert arduino.stale_sources(lib, ops) == []
-    assert sorted(p.name for p in (lib / "src").iterdir()) == ["HADS.h", "k.cpp", "k.h"]
-    assert '#include "k.h"' in (lib / "src" / "k.cpp").read_text()
+    assert sorted(p.relative_to(lib / "src").as_posix()
+                  for p in (lib / "src").rglob("*") if p.is_file()) == [
+        "HADS.h", "tflm_ops/cortex_m/k_dsp.cpp", "tflm_ops/k.cpp", "tflm_ops/k.h"]
+    # Includes are left as they are: src/ is on the include path.
+    assert '#include "tflm_ops/k.h"' in (lib / "src" / "tflm_ops" / "k.cpp").read_text()
     (ops / "k.cc").write_text("int k() { return 2; }\n")  # original changes
-    assert arduino.stale_sources(lib, ops) == ["k.cpp"]
+    assert arduino.stale_sources(lib, ops) == ["tflm_ops/k.cpp"]
 
 
 def test_library_zip_has_the_layout_the_ide_installs(tmp_path):
@@ -189,8 +228,14 @@ def test_library_zip_has_the_layout_the_ide_installs(tmp_path):
         assert "HADS/src/HADS.h" in names
         for example in arduino.EXAMPLES:
             assert f"HADS/examples/{example}/{example}.ino" in names
-        for name, text in arduino.generated_sources().items():
+        generated = arduino.generated_sources()
+        for name, text in generated.items():
             assert zf.read(f"HADS/src/{name}").decode() == text
+        # Nothing but the generated files under src/tflm_ops (a stale synced
+        # copy is not packed), and the examples' shared model is there.
+        assert {n[len("HADS/src/"):] for n in names if n.startswith(
+            "HADS/src/tflm_ops/") and not n.endswith("/")} == set(generated)
+        assert f"HADS/src/{arduino.EXAMPLE_MODEL_HEADER}" in names
         assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")
                     or "/." in n]
         inside = parse_properties(zf.read("HADS/library.properties").decode())

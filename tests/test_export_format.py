@@ -120,6 +120,19 @@ def test_metadata_round_trips(family_export):
     assert export.read_labels(nested_bytes) == [f"digit {d}" for d in range(10)]
 
 
+def test_tables_are_read_in_place_and_the_file_carries_its_crc(family_export):
+    # The device reads every HADS table from the model (no arena copy) and
+    # can check the whole file against the exported CRC-32.
+    from hads_keras.export import metadata
+    from hads_keras.export import nested as nested_lib
+    _, _, nested_bytes, _ = family_export
+    assert nested_lib.in_place_table_problems(nested_bytes) == []
+    assert metadata.verify_crc(nested_bytes)
+    for k in range(3):  # materialized files are other files: no stale CRC
+        assert metadata.CRC_KEY not in metadata.entries(flatbuffer.load(
+            export.materialize(nested_bytes, k), "test"))
+
+
 def test_materialized_model_is_plain_tflite(family_export):
     _, nested, nested_bytes, _ = family_export
     for k in range(nested.plan.num_subnetworks):

@@ -266,20 +266,24 @@ Status ComputeOutSizeAndPadding(Padding padding, int in_size, int filter_size,
                                 int stride, int* out_size, int* pad) {
   if (out_size == nullptr || pad == nullptr) return kErrNullPointer;
   if (in_size < 1 || filter_size < 1 || stride < 1) return kErrBadGeometry;
-  int out = 0;
+  // In int64: any int sizes and strides are accepted without overflow.
+  const int64_t in = in_size;
+  const int64_t step = stride;
+  int64_t out = 0;
   if (padding == kPaddingSame) {
-    out = (in_size + stride - 1) / stride;
+    out = (in + step - 1) / step;
   } else if (padding == kPaddingValid) {
-    out = (in_size + stride - filter_size) / stride;
+    out = (in + step - filter_size) / step;
   } else {
     return kErrBadGeometry;
   }
   if (out < 1) return kErrBadGeometry;
   // tflite::ComputePadding: half the total padding, the extra one (if odd)
   // goes to the bottom/right.
-  const int total = (out - 1) * stride + filter_size - in_size;
-  *out_size = out;
-  *pad = total > 0 ? total / 2 : 0;
+  const int64_t total = (out - 1) * step + filter_size - in;
+  if (total > INT32_MAX) return kErrBadGeometry;
+  *out_size = static_cast<int>(out);
+  *pad = total > 0 ? static_cast<int>(total / 2) : 0;
   return kOk;
 }
 

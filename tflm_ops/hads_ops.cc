@@ -14,7 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "flatbuffers/flexbuffers.h"
+#include "hads_flexbuffers.h"
 #include "hads_kernels.h"
 #include "tensorflow/lite/c/common.h"
 #include "tensorflow/lite/micro/kernels/kernel_util.h"
@@ -24,7 +24,7 @@
 namespace hads {
 namespace {
 
-enum class OpKind { kFullyConnected, kConv2D, kDepthwiseConv2D };
+enum class OpKind : uint8_t { kFullyConnected, kConv2D, kDepthwiseConv2D };
 
 // Inputs and output of every HADS operator (docs/nested_tflite_format.md).
 constexpr int kInputTensor = 0;
@@ -34,9 +34,20 @@ constexpr int kSubnetworkTensor = 3;
 constexpr int kNumInputs = 4;
 constexpr int kOutputTensor = 0;
 
-// Upper bound of any one table, only to keep size arithmetic far from
-// overflow on 32-bit targets.
-constexpr int kMaxTableEntries = 1 << 24;
+// Bounds of every option and tensor size that enters arithmetic: far above
+// what a real model holds, and low enough that no int32 expression of the
+// kernels can overflow (an accepted option never causes undefined behaviour).
+constexpr int kMaxSubnetworks = 256;
+constexpr int kMaxChannels = 1 << 16;      // widths, depth_multiplier
+constexpr int kMaxInSpatial = 1 << 16;     // fully connected positions
+constexpr int kMaxStride = 1 << 10;
+constexpr int kMaxSpatialSize = 1 << 16;   // image height / width, kernel size
+constexpr int kMaxTableEntries = kMaxSubnetworks * kMaxChannels;
+// Largest |(x - input_zero_point) * w| of one int8 product: 255 * 128.
+constexpr int64_t kMaxProduct = 255 * 128;
+// Room left under INT32_MAX for adding the output zero point after the
+// requantization.
+constexpr int64_t kAccumulatorLimit = INT32_MAX - 256;
 
 const char* OpName(OpKind kind) {
   switch (kind) {
@@ -50,43 +61,68 @@ const char* OpName(OpKind kind) {
   return "HADS";
 }
 
-// An int32 table copied out of the custom options into persistent memory.
-struct IntTable {
-  const int32_t* data;
-  int size;
-};
-
+// Persistent per-operator data. Kept small: it is the operator's whole
+// arena cost, since the tables themselves are read in place from the model
+// (usually flash) when the FlexBuffer stores them as 4-byte aligned typed
+// vectors of 4-byte ints, as the hads_keras exporter writes them
+// (docs/nested_tflite_format.md), and only copied into persistent arena
+// memory otherwise (older exports, other writers), with a note from Init.
 struct OpData {
+  // Eval's data. `tables` points at the five int32 tables (Init), its
+  // sizes are checked and its full widths set in Prepare.
+  SubnetworkTables tables;
+  union {
+    FullyConnectedShape fc;
+    ConvShape conv;
+  } shape;
+  int32_t input_offset;   // QuantizedParams minus the per-subnetwork rows
+  int32_t output_offset;
+  int32_t act_min;
+  int32_t act_max;
+
+  // Custom options, read by Init for Prepare.
+  int32_t table_size[5];  // entries of the tables, in kTableKeys order
+  int32_t activation;
+  int32_t in_spatial;         // fully connected
+  int32_t stride_width;       // conv / depthwise
+  int32_t stride_height;
+  int32_t depth_multiplier;   // depthwise
+  uint8_t padding;
   OpKind kind;
 
   // Set by Init when the custom options are unusable; Prepare reports it.
+  bool error_has_range;  // "is out of range": the accepted range follows
+  int32_t error_lo;
+  int32_t error_hi;
   const char* error;
   const char* error_key;
 
-  // Custom options.
-  int32_t num_subnetworks;
-  int32_t activation;
-  int32_t in_spatial;         // fully connected
-  int32_t padding;            // conv / depthwise
-  int32_t stride_width;
-  int32_t stride_height;
-  int32_t depth_multiplier;   // depthwise
-  IntTable in_channels;
-  IntTable out_channels;
-  IntTable output_multiplier;
-  IntTable output_shift;
-  IntTable bias;
-
-  // Computed in Prepare.
-  SubnetworkTables tables;
-  FullyConnectedShape fc_shape;
-  ConvShape conv_shape;
-  QuantizedParams params;  // per-subnetwork pointers are filled in Eval
   // Conv 2D on cores with the DSP kernels: im2col scratch in the arena
   // (Conv2DInt8ScratchBytes; 0 and index -1 where none is needed).
   int scratch_index;
   int32_t scratch_bytes;
 };
+
+// The tables' keys in the custom options, and where each goes.
+enum TableIndex { kInChannels, kOutChannels, kMultiplier, kShift, kBias };
+constexpr const char* kTableKeys[5] = {"in_channels", "out_channels",
+                                       "output_multiplier", "output_shift",
+                                       "bias"};
+
+const int32_t** TablePointer(SubnetworkTables* tables, int index) {
+  switch (index) {
+    case kInChannels:
+      return &tables->in_channels;
+    case kOutChannels:
+      return &tables->out_channels;
+    case kMultiplier:
+      return &tables->output_multiplier;
+    case kShift:
+      return &tables->output_shift;
+    default:
+      return &tables->bias;
+  }
+}
 
 // ---------------------------------------------------------------------------
 // Custom options (FlexBuffer map).
@@ -95,6 +131,15 @@ void Fail(OpData* data, const char* key, const char* what) {
   if (data->error == nullptr) {  // keep the first problem
     data->error = what;
     data->error_key = key;
+  }
+}
+
+void FailRange(OpData* data, const char* key, int64_t lo, int64_t hi) {
+  if (data->error == nullptr) {
+    Fail(data, key, "is out of range");
+    data->error_has_range = true;
+    data->error_lo = static_cast<int32_t>(lo);
+    data->error_hi = static_cast<int32_t>(hi);
   }
 }
 
@@ -118,7 +163,7 @@ bool ReadInt(const flexbuffers::Map& map, const char* key, bool required,
   } else if (ref.IsUInt()) {
     const uint64_t u = ref.AsUInt64();
     if (u > static_cast<uint64_t>(hi)) {
-      Fail(data, key, "is out of range");
+      FailRange(data, key, lo, hi);
       return false;
     }
     value = static_cast<int64_t>(u);
@@ -129,7 +174,7 @@ bool ReadInt(const flexbuffers::Map& map, const char* key, bool required,
     return false;
   }
   if (value < lo || value > hi) {
-    Fail(data, key, "is out of range");
+    FailRange(data, key, lo, hi);
     return false;
   }
   *out = static_cast<int32_t>(value);
@@ -140,12 +185,8 @@ bool ReadInt(const flexbuffers::Map& map, const char* key, bool required,
 // integers into a persistent int32 array.
 template <typename VectorT>
 bool CopyInts(TfLiteContext* context, const VectorT& vec, const char* key,
-              IntTable* out, OpData* data) {
+              const int32_t** out, int32_t* out_size, OpData* data) {
   const size_t size = vec.size();
-  if (size == 0 || size > static_cast<size_t>(kMaxTableEntries)) {
-    Fail(data, key, "has no entries or far too many");
-    return false;
-  }
   auto* values = static_cast<int32_t*>(
       context->AllocatePersistentBuffer(context, size * sizeof(int32_t)));
   if (values == nullptr) {
@@ -174,26 +215,80 @@ bool CopyInts(TfLiteContext* context, const VectorT& vec, const char* key,
     }
     values[i] = static_cast<int32_t>(v);
   }
-  out->data = values;
-  out->size = static_cast<int>(size);
+  *out = values;
+  *out_size = static_cast<int32_t>(size);
   return true;
 }
 
+// The element bytes and width of a typed vector (protected in FlexBuffers'
+// classes, which is why this derives from it).
+class TypedVectorBytes : public flexbuffers::TypedVector {
+ public:
+  explicit TypedVectorBytes(const flexbuffers::TypedVector& vec)
+      : flexbuffers::TypedVector(vec) {}
+  const uint8_t* bytes() const { return data_; }
+  uint8_t width() const { return byte_width_; }
+};
+
+// Why a typed vector cannot be read in place as int32, or nullptr if it can.
+const char* NotInPlaceReason(flexbuffers::TypedVector vec) {
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && \
+    __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+  (void)vec;
+  return "this target is big-endian (FlexBuffers are little-endian)";
+#else
+  const TypedVectorBytes view(vec);
+  if (vec.ElementType() != flexbuffers::FBT_INT) {
+    return "its elements are not signed ints";
+  }
+  if (view.width() != sizeof(int32_t)) return "its elements are not 4 bytes";
+  if (reinterpret_cast<uintptr_t>(view.bytes()) % alignof(int32_t) != 0) {
+    return "it is not 4-byte aligned in the model";
+  }
+  return nullptr;
+#endif
+}
+
 bool ReadIntVector(TfLiteContext* context, const flexbuffers::Map& map,
-                   const char* key, IntTable* out, OpData* data) {
+                   int index, OpData* data) {
+  const char* key = kTableKeys[index];
+  const int32_t** out = TablePointer(&data->tables, index);
+  int32_t* out_size = &data->table_size[index];
   const flexbuffers::Reference ref = map[key];
   if (ref.IsNull()) {
     Fail(data, key, "is missing");
     return false;
   }
+  if (!ref.IsTypedVector() && !(ref.IsVector() && !ref.IsMap())) {
+    Fail(data, key, "is not a vector of integers");
+    return false;
+  }
+  const size_t size =
+      ref.IsTypedVector() ? ref.AsTypedVector().size() : ref.AsVector().size();
+  if (size == 0 || size > static_cast<size_t>(kMaxTableEntries)) {
+    Fail(data, key, "has no entries or far too many");
+    return false;
+  }
   if (ref.IsTypedVector()) {
-    return CopyInts(context, ref.AsTypedVector(), key, out, data);
+    const flexbuffers::TypedVector vec = ref.AsTypedVector();
+    const char* reason = NotInPlaceReason(vec);
+    if (reason == nullptr) {
+      // VerifyBuffer has checked that the elements lie inside the buffer.
+      *out = reinterpret_cast<const int32_t*>(TypedVectorBytes(vec).bytes());
+      *out_size = static_cast<int32_t>(size);
+      return true;
+    }
+    MicroPrintf("%s: table '%s' is copied into the arena (%d bytes) because "
+                "%s; export the model again with hads_keras to read it in "
+                "place",
+                OpName(data->kind), key, static_cast<int>(size * 4), reason);
+    return CopyInts(context, vec, key, out, out_size, data);
   }
-  if (ref.IsVector() && !ref.IsMap()) {
-    return CopyInts(context, ref.AsVector(), key, out, data);
-  }
-  Fail(data, key, "is not a vector of integers");
-  return false;
+  MicroPrintf("%s: table '%s' is an untyped vector: copied into the arena "
+              "(%d bytes); export the model again with hads_keras to read "
+              "it in place",
+              OpName(data->kind), key, static_cast<int>(size * 4));
+  return CopyInts(context, ref.AsVector(), key, out, out_size, data);
 }
 
 void ParseOptions(TfLiteContext* context, const uint8_t* buffer,
@@ -220,19 +315,19 @@ void ParseOptions(TfLiteContext* context, const uint8_t* buffer,
     Fail(data, "version", "is not supported (this build reads version 1)");
     return;
   }
+  int32_t num_subnetworks = 0;
   bool ok =
-      ReadInt(map, "num_subnetworks", true, 0, 1, kMaxTableEntries,
-              &data->num_subnetworks, data) &&
+      ReadInt(map, "num_subnetworks", true, 0, 1, kMaxSubnetworks,
+              &num_subnetworks, data) &&
       ReadInt(map, "fused_activation_function", true, 0, 0, INT32_MAX,
               &data->activation, data) &&
-      ReadIntVector(context, map, "in_channels", &data->in_channels, data) &&
-      ReadIntVector(context, map, "out_channels", &data->out_channels, data) &&
-      ReadIntVector(context, map, "output_multiplier",
-                    &data->output_multiplier, data) &&
-      ReadIntVector(context, map, "output_shift", &data->output_shift,
-                    data) &&
-      ReadIntVector(context, map, "bias", &data->bias, data);
+      ReadIntVector(context, map, kInChannels, data) &&
+      ReadIntVector(context, map, kOutChannels, data) &&
+      ReadIntVector(context, map, kMultiplier, data) &&
+      ReadIntVector(context, map, kShift, data) &&
+      ReadIntVector(context, map, kBias, data);
   if (!ok) return;
+  data->tables.num_subnetworks = num_subnetworks;
   if (data->activation != kActNone && data->activation != kActRelu &&
       data->activation != kActReluN1To1 && data->activation != kActRelu6) {
     Fail(data, "fused_activation_function",
@@ -240,7 +335,7 @@ void ParseOptions(TfLiteContext* context, const uint8_t* buffer,
     return;
   }
   if (data->kind == OpKind::kFullyConnected) {
-    if (!ReadInt(map, "in_spatial", true, 1, 1, kMaxTableEntries,
+    if (!ReadInt(map, "in_spatial", true, 1, 1, kMaxInSpatial,
                  &data->in_spatial, data)) {
       return;
     }
@@ -252,24 +347,26 @@ void ParseOptions(TfLiteContext* context, const uint8_t* buffer,
   }
   int32_t dilation_w = 1;
   int32_t dilation_h = 1;
+  int32_t padding = 0;
   ok = ReadInt(map, "padding", true, 0, kPaddingSame, kPaddingValid,
-               &data->padding, data) &&
-       ReadInt(map, "stride_w", true, 1, 1, INT32_MAX, &data->stride_width,
+               &padding, data) &&
+       ReadInt(map, "stride_w", true, 1, 1, kMaxStride, &data->stride_width,
                data) &&
-       ReadInt(map, "stride_h", true, 1, 1, INT32_MAX, &data->stride_height,
+       ReadInt(map, "stride_h", true, 1, 1, kMaxStride, &data->stride_height,
                data) &&
        ReadInt(map, "dilation_w_factor", false, 1, 1, INT32_MAX, &dilation_w,
                data) &&
        ReadInt(map, "dilation_h_factor", false, 1, 1, INT32_MAX, &dilation_h,
                data);
   if (!ok) return;
+  data->padding = static_cast<uint8_t>(padding);
   if (dilation_w != 1 || dilation_h != 1) {
     Fail(data, "dilation_w_factor/dilation_h_factor",
          "must be 1 (dilated convolutions are not supported)");
     return;
   }
   if (data->kind == OpKind::kDepthwiseConv2D) {
-    ReadInt(map, "depth_multiplier", true, 1, 1, kMaxTableEntries,
+    ReadInt(map, "depth_multiplier", true, 1, 1, kMaxChannels,
             &data->depth_multiplier, data);
   } else {
     data->depth_multiplier = 1;
@@ -428,6 +525,15 @@ TfLiteStatus PrepareConv(const OpData& data, const TempTensors& t,
                 w->data[3], channels);
     return kTfLiteError;
   }
+  for (int i = 1; i <= 2; ++i) {
+    if (in->data[i] < 1 || in->data[i] > kMaxSpatialSize ||
+        w->data[i] < 1 || w->data[i] > kMaxSpatialSize) {
+      MicroPrintf("%s: input %s %d or filter %s %d outside 1..%d", name,
+                  i == 1 ? "height" : "width", in->data[i],
+                  i == 1 ? "height" : "width", w->data[i], kMaxSpatialSize);
+      return kTfLiteError;
+    }
+  }
   const Status st = MakeConvShape(
       in->data[0], in->data[1], in->data[2], channels, w->data[1], w->data[2],
       out_channels, data.stride_height, data.stride_width,
@@ -451,6 +557,56 @@ TfLiteStatus PrepareConv(const OpData& data, const TempTensors& t,
   return kTfLiteOk;
 }
 
+// Rejects tables with which an int32 step of the kernels could overflow
+// (undefined behaviour in C++): the accumulator is at most
+// products * 255 * 128 + |bias| in magnitude, a positive shift multiplies it
+// before the high multiply, and the output zero point is added after it.
+// Real models stay far below these bounds; a corrupt table does not.
+TfLiteStatus CheckArithmeticBounds(const SubnetworkTables& tables,
+                                   int64_t products, const char* name) {
+  const int64_t sum_bound = products * kMaxProduct;
+  if (sum_bound > kAccumulatorLimit) {
+    MicroPrintf("%s: %d products per output can overflow the int32 "
+                "accumulator (at most %d)",
+                name, static_cast<int>(products),
+                static_cast<int>(kAccumulatorLimit / kMaxProduct));
+    return kTfLiteError;
+  }
+  const int rows = tables.num_subnetworks * tables.full_out;
+  for (int i = 0; i < rows; ++i) {
+    const int k = i / tables.full_out;
+    const int c = i % tables.full_out;
+    const int64_t bias = tables.bias[i];
+    const int64_t acc_bound = sum_bound + (bias < 0 ? -bias : bias);
+    if (acc_bound > kAccumulatorLimit) {
+      MicroPrintf("%s: 'bias' of subnetwork %d channel %d is %d; with %d "
+                  "products per output |bias| must be at most %d",
+                  name, k, c, static_cast<int>(bias),
+                  static_cast<int>(products),
+                  static_cast<int>(kAccumulatorLimit - sum_bound));
+      return kTfLiteError;
+    }
+    const int32_t multiplier = tables.output_multiplier[i];
+    if (multiplier != 0 && multiplier < (1 << 30)) {
+      MicroPrintf("%s: 'output_multiplier' of subnetwork %d channel %d is %d, "
+                  "not a quantized multiplier (0 or 2^30..2^31-1)",
+                  name, k, c, static_cast<int>(multiplier));
+      return kTfLiteError;
+    }
+    const int32_t shift = tables.output_shift[i];
+    if (shift < -31 || shift > 30 ||
+        (shift > 0 && (acc_bound << shift) > kAccumulatorLimit)) {
+      MicroPrintf("%s: 'output_shift' of subnetwork %d channel %d is %d; "
+                  "shifts are -31..30 and a left shift must keep the "
+                  "accumulator (up to %d) within int32",
+                  name, k, c, static_cast<int>(shift),
+                  static_cast<int>(acc_bound));
+      return kTfLiteError;
+    }
+  }
+  return kTfLiteOk;
+}
+
 TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
   if (node->user_data == nullptr) {
     MicroPrintf("HADS operator: out of arena memory for its data");
@@ -459,9 +615,17 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
   auto* data = static_cast<OpData*>(node->user_data);
   const char* name = OpName(data->kind);
   if (data->error != nullptr) {
-    MicroPrintf("%s: custom options: '%s' %s (see "
-                "docs/nested_tflite_format.md)",
-                name, data->error_key, data->error);
+    if (data->error_has_range) {
+      MicroPrintf("%s: custom options: '%s' %s %d..%d (see "
+                  "docs/nested_tflite_format.md)",
+                  name, data->error_key, data->error,
+                  static_cast<int>(data->error_lo),
+                  static_cast<int>(data->error_hi));
+    } else {
+      MicroPrintf("%s: custom options: '%s' %s (see "
+                  "docs/nested_tflite_format.md)",
+                  name, data->error_key, data->error);
+    }
     return kTfLiteError;
   }
   if (node->inputs->size != kNumInputs || node->outputs->size != 1) {
@@ -500,6 +664,13 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
                 static_cast<int>(NumElements(t.subnetwork)));
     return kTfLiteError;
   }
+  if (NumElements(t.input) < 1 || NumElements(t.weights) < 1 ||
+      NumElements(t.output) < 1) {
+    MicroPrintf("%s: input, weights and output need 1..%d elements "
+                "(a dimension is negative, zero or too large)",
+                name, static_cast<int>(INT32_MAX));
+    return kTfLiteError;
+  }
   if (!WeightsSymmetric(t.weights)) {
     MicroPrintf("%s: int8 weights must have zero point 0", name);
     return kTfLiteError;
@@ -516,16 +687,16 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
   int full_out = 0;
   if (data->kind == OpKind::kFullyConnected) {
     TF_LITE_ENSURE_OK(context, PrepareFullyConnected(*data, t, name,
-                                                     &data->fc_shape,
+                                                     &data->shape.fc,
                                                      &full_in, &full_out));
   } else {
-    TF_LITE_ENSURE_OK(context, PrepareConv(*data, t, name, &data->conv_shape,
+    TF_LITE_ENSURE_OK(context, PrepareConv(*data, t, name, &data->shape.conv,
                                            &full_in, &full_out));
   }
   data->scratch_index = -1;
   data->scratch_bytes = 0;
   if (data->kind == OpKind::kConv2D) {
-    data->scratch_bytes = Conv2DInt8ScratchBytes(data->conv_shape);
+    data->scratch_bytes = Conv2DInt8ScratchBytes(data->shape.conv);
     if (data->scratch_bytes > 0) {
       TF_LITE_ENSURE_OK(context, context->RequestScratchBufferInArena(
                                      context, data->scratch_bytes,
@@ -539,28 +710,24 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
   }
 
   // Tables: sizes first, so that validation reads only what exists.
-  const int s = data->num_subnetworks;
+  SubnetworkTables& tables = data->tables;
+  const int s = tables.num_subnetworks;
   const int64_t rows = static_cast<int64_t>(s) * full_out;
-  if (data->in_channels.size != s || data->out_channels.size != s ||
-      data->output_multiplier.size != rows ||
-      data->output_shift.size != rows || data->bias.size != rows) {
+  const int32_t* size = data->table_size;
+  if (size[kInChannels] != s || size[kOutChannels] != s ||
+      size[kMultiplier] != rows || size[kShift] != rows ||
+      size[kBias] != rows) {
     MicroPrintf("%s: tables must have num_subnetworks=%d entries (in/out "
                 "channels) and %d x %d (multiplier, shift, bias); got %d, %d, "
                 "%d, %d, %d",
-                name, s, s, full_out, data->in_channels.size,
-                data->out_channels.size, data->output_multiplier.size,
-                data->output_shift.size, data->bias.size);
+                name, s, s, full_out, static_cast<int>(size[kInChannels]),
+                static_cast<int>(size[kOutChannels]),
+                static_cast<int>(size[kMultiplier]),
+                static_cast<int>(size[kShift]), static_cast<int>(size[kBias]));
     return kTfLiteError;
   }
-  SubnetworkTables& tables = data->tables;
-  tables.num_subnetworks = s;
   tables.full_in = full_in;
   tables.full_out = full_out;
-  tables.in_channels = data->in_channels.data;
-  tables.out_channels = data->out_channels.data;
-  tables.output_multiplier = data->output_multiplier.data;
-  tables.output_shift = data->output_shift.data;
-  tables.bias = data->bias.data;
   const int depth_multiplier =
       data->kind == OpKind::kDepthwiseConv2D ? data->depth_multiplier : 0;
   // Name the first bad entry; ValidateSubnetworkTables below stays the
@@ -596,12 +763,23 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
     return kTfLiteError;
   }
 
-  QuantizedParams& params = data->params;
-  params.input_offset = -t.input->params.zero_point;
-  params.output_offset = t.output->params.zero_point;
+  // Products summed into one output: the bound of the accumulator.
+  int64_t products = 0;
+  if (data->kind == OpKind::kFullyConnected) {
+    products = static_cast<int64_t>(data->shape.fc.in_spatial) *
+               data->shape.fc.in_channels;
+  } else {
+    products = static_cast<int64_t>(data->shape.conv.filter_height) *
+               data->shape.conv.filter_width *
+               (data->kind == OpKind::kConv2D ? full_in : 1);
+  }
+  TF_LITE_ENSURE_OK(context, CheckArithmeticBounds(tables, products, name));
+
+  data->input_offset = -t.input->params.zero_point;
+  data->output_offset = t.output->params.zero_point;
   const Status act = CalculateActivationRangeInt8(
       static_cast<Activation>(data->activation), t.output->params.scale,
-      t.output->params.zero_point, &params.act_min, &params.act_max);
+      t.output->params.zero_point, &data->act_min, &data->act_max);
   if (act != kOk) {
     MicroPrintf("%s: activation range: %s", name, StatusString(act));
     return kTfLiteError;
@@ -630,10 +808,14 @@ TfLiteStatus Eval(TfLiteContext* context, TfLiteNode* node) {
   if (SelectSubnetwork(data.tables, k, &active) != kOk) {
     MicroPrintf("%s: subnetwork %d out of range 0..%d", OpName(data.kind),
                 static_cast<int>(k),
-                static_cast<int>(data.num_subnetworks) - 1);
+                data.tables.num_subnetworks - 1);
     return kTfLiteError;
   }
-  QuantizedParams params = data.params;
+  QuantizedParams params;
+  params.input_offset = data.input_offset;
+  params.output_offset = data.output_offset;
+  params.act_min = data.act_min;
+  params.act_max = data.act_max;
   params.output_multiplier = active.output_multiplier;
   params.output_shift = active.output_shift;
   params.bias = active.bias;
@@ -644,11 +826,11 @@ TfLiteStatus Eval(TfLiteContext* context, TfLiteNode* node) {
   Status st = kOk;
   switch (data.kind) {
     case OpKind::kFullyConnected:
-      st = FullyConnectedInt8(data.fc_shape, params, active.in_channels,
+      st = FullyConnectedInt8(data.shape.fc, params, active.in_channels,
                               active.out_channels, x, w, y);
       break;
     case OpKind::kConv2D:
-      st = Conv2DInt8(data.conv_shape, params, active.in_channels,
+      st = Conv2DInt8(data.shape.conv, params, active.in_channels,
                       active.out_channels, x, w, y,
                       data.scratch_index >= 0
                           ? context->GetScratchBuffer(context,
@@ -657,7 +839,7 @@ TfLiteStatus Eval(TfLiteContext* context, TfLiteNode* node) {
                       data.scratch_bytes);
       break;
     case OpKind::kDepthwiseConv2D:
-      st = DepthwiseConv2DInt8(data.conv_shape, params, active.in_channels, x,
+      st = DepthwiseConv2DInt8(data.shape.conv, params, active.in_channels, x,
                                w, y);
       break;
   }

@@ -1,4 +1,5 @@
-"""Writes the model header (`hads_model.h`) bundled with the examples.
+"""Writes the example model header (`src/hads_example_model.h`) that the
+library's examples share (each example's `hads_model.h` includes it).
 
 The examples need a nested model to build out of the box. This script makes
 one the way `hads demo` does, on the same data (scikit-learn's
@@ -78,14 +79,13 @@ def main():
     description = (
         "Bundled so the examples build out of the box: a DS-CNN trained on\n"
         "scikit-learn's load_digits (8x8 images, 10 classes), nested into 4\n"
-        "subnetworks, written by arduino/extras/make_example_model.py. Replace\n"
-        "it with yours: python -m hads_keras.export.arduino sketch MODEL DIR")
+        "subnetworks, written by arduino/extras/make_example_model.py. For\n"
+        "yours: python -m hads_keras.export.arduino sketch MODEL DIR")
     header = arduino.model_header(tflite, sample=x_test[0], sample_label=int(y_test[0]),
                                   description=description)
-    for example in arduino.EXAMPLES:
-        path = arduino.LIBRARY_DIR / "examples" / example / arduino.MODEL_HEADER
-        path.write_text(header)
-        print(f"wrote {path} ({len(tflite)} bytes of model)")
+    path = arduino.LIBRARY_DIR / "src" / arduino.EXAMPLE_MODEL_HEADER
+    path.write_text(header)
+    print(f"wrote {path} ({len(tflite)} bytes of model)")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,29 @@ int FindInputByName(const tflite::Model* model, const char* name) {
 
 }  // namespace
 
+Result verifyModel(const unsigned char* model_data, size_t model_size) {
+  switch (VerifyModelChecksum(model_data, model_size)) {
+    case IntegrityStatus::kOk:
+      return Result::kOk;
+    case IntegrityStatus::kMismatch:
+      return Result::kBadChecksum;
+    case IntegrityStatus::kNoChecksum:
+      return Result::kNoChecksum;
+    case IntegrityStatus::kBadModel:
+      break;
+  }
+  return Result::kBadModel;
+}
+
+Result NestedModel::beginVerified(const unsigned char* model_data,
+                                  size_t model_size,
+                                  tflite::MicroInterpreter& interpreter,
+                                  const CostTable& table) {
+  const Result status = verifyModel(model_data, model_size);
+  if (status != Result::kOk) return status;
+  return begin(tflite::GetModel(model_data), interpreter, table);
+}
+
 NestedModel::NestedModel()
     : interpreter_(nullptr), subnetwork_input_(-1), data_input_(-1) {}
 

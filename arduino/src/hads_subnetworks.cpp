@@ -23,6 +23,12 @@ const char* ResultString(Result status) {
       return "bad model: missing or other TFLite schema version";
     case Result::kInterpreterError:
       return "TFLite Micro interpreter error (see its log)";
+    case Result::kBadChecksum:
+      return "model CRC-32 mismatch: its bytes changed since the export "
+             "(corrupt flash or copy); flash it again";
+    case Result::kNoChecksum:
+      return "model has no hads_crc32 metadata to check: export it again "
+             "with hads_keras";
   }
   return "unknown status";
 }

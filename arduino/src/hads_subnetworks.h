@@ -23,6 +23,8 @@ enum class Result : uint8_t {
   kNoSubnetworkInput,   // Model has no int32[1] input named "subnetwork".
   kBadModel,            // Model flatbuffer missing or of another schema.
   kInterpreterError,    // AllocateTensors() or Invoke() failed.
+  kBadChecksum,         // The model's bytes differ from its exported CRC-32.
+  kNoChecksum,          // The model carries no CRC-32 (hads_crc32) to check.
 };
 
 // Human-readable name of a status ("ok", "out of range", ...).

@@ -9,7 +9,8 @@
 * `subnetwork_report(nested, x, y, representative_data)`: per subnetwork,
   float accuracy in Keras, float and int8 accuracy in TFLite, size and
   arena of the per-subnetwork int8 model and of the materialized nested
-  model; `format_report` prints it as a table.
+  model, and the arena of the nested model itself (`nested_arena_report`,
+  when a TFLite Micro tree is given); `format_report` prints it as a table.
 """
 
 import contextlib
@@ -243,7 +244,36 @@ def subnetwork_report(nested, x_test, y_test, representative_data,
             (out / f"subnetwork_{k}_int8.tflite").write_bytes(int8_bytes)
             (out / f"nested_materialized_{k}.tflite").write_bytes(mat_bytes)
     return {"subnetworks": rows, "nested_size": len(nested_bytes),
-            "sum_int8_sizes": sum(r["int8_size"] for r in rows)}
+            "sum_int8_sizes": sum(r["int8_size"] for r in rows),
+            "arena": nested_arena_report(nested_bytes)}
+
+
+def nested_arena_report(nested_bytes):
+    """The nested model's TFLite Micro arena next to the materialized full
+    model's, both measured in the same host build of TFLite Micro with the
+    HADS operators (`tflm_host.arena_usage`, recording allocator).
+
+    Without a TFLite Micro tree (HADS_TFLM_DIR) the nested arena cannot be
+    measured (the PyPI runtime cannot load custom operators): the entry then
+    says so, and only the materialized models' arenas (per subnetwork, the
+    `materialized_arena` of each row, PyPI runtime) are in the report.
+    """
+    from hads_keras.export import tflm_host
+    from hads_keras.export.materialize import materialize
+    try:
+        nested = tflm_host.arena_usage(nested_bytes)
+    except (RuntimeError, ValueError) as e:
+        return {"nested": None, "note": f"not measured: {e}"}
+    if nested is None:
+        return {"nested": None,
+                "note": (f"not measured: set {tflm_host.TFLM_DIR_ENV} to a built "
+                         "tflite-micro tree (tests/native/README.md); the PyPI "
+                         "TFLite Micro runtime cannot load the HADS operators")}
+    full = tflm_host.arena_usage(materialize(nested_bytes, 0))
+    return {"nested": nested, "materialized_full": full,
+            "ratio": nested["arena_used_bytes"] / full["arena_used_bytes"],
+            "note": ("host TFLite Micro build (recording allocator), the same "
+                     "build for both")}
 
 
 def format_report(report):
@@ -255,7 +285,7 @@ def format_report(report):
                ("nested int8", "nested_int8_accuracy", "{:.4f}"),
                ("int8 B", "int8_size", "{:,}"),
                ("arena B", "int8_arena", "{:,}"),
-               ("nested arena B", "materialized_arena", "{:,}")]
+               ("materialized arena B", "materialized_arena", "{:,}")]
     rows = [[c[0] for c in columns]]
     for r in report["subnetworks"]:
         rows.append([fmt.format(r[key]) for _, key, fmt in columns])
@@ -263,4 +293,16 @@ def format_report(report):
     lines = ["  ".join(v.rjust(widths[i]) for i, v in enumerate(row)) for row in rows]
     lines.append(f"nested .tflite: {report['nested_size']:,} bytes; sum of the "
                  f"per-subnetwork int8 files: {report['sum_int8_sizes']:,} bytes")
+    lines.append("arena B: the standalone int8 subnetwork; materialized arena B: "
+                 "nested_materialized_<k>.tflite (builtin operators), both in "
+                 "the PyPI TFLite Micro runtime")
+    arena = report.get("arena")
+    if arena and arena.get("nested"):
+        lines.append(
+            f"nested model arena (HADS operators, every subnetwork): "
+            f"{arena['nested']['arena_used_bytes']:,} B = {arena['ratio']:.3f}x the "
+            f"materialized full model's {arena['materialized_full']['arena_used_bytes']:,}"
+            f" B ({arena['note']})")
+    elif arena:
+        lines.append(f"nested model arena (HADS operators): {arena['note']}")
     return "\n".join(lines)

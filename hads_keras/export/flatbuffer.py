@@ -7,6 +7,7 @@ constant tensors, encode and decode FlexBuffer custom options, drop tensors
 and buffers nothing refers to any more.
 """
 
+import array
 import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
@@ -146,8 +147,10 @@ def scales(tensor):
 def flexbuffer_map(entries):
     """Encode a dict as a FlexBuffer map.
 
-    Lists become typed int vectors (what C++ `fbb.Vector` writes and
-    `AsTypedVector()` reads), bools stay bools, ints are ints.
+    Lists become typed vectors of int32 (4-byte elements, 4-byte aligned in
+    the FlexBuffer, which is 4-byte aligned in the model), so that the HADS
+    operators read them in place from flash instead of copying them into the
+    arena (docs/nested_tflite_format.md); bools stay bools, ints are ints.
     """
     builder = flexbuffers.Builder()
     with builder.Map():
@@ -156,9 +159,11 @@ def flexbuffer_map(entries):
             if isinstance(value, (bool, np.bool_)):
                 builder.Bool(bool(value))
             elif isinstance(value, (list, tuple, np.ndarray)):
-                builder.TypedVectorFromElements(
-                    [int(v) for v in np.asarray(value).reshape(-1)],
-                    flexbuffers.Type.INT)
+                values = [int(v) for v in np.asarray(value).reshape(-1)]
+                if any(v < -2 ** 31 or v >= 2 ** 31 for v in values):
+                    raise ValueError(f"custom option '{key}': an entry does not "
+                                     "fit in int32.")
+                builder.TypedVectorFromElements(array.array("i", values))
             else:
                 builder.Int(int(value))
     return bytes(builder.Finish())

@@ -298,6 +298,7 @@ def materialize(nested_bytes, k):
          if flatbuffer.tensor_name(graph.tensors[i]) != SUBNETWORK_INPUT], np.int32)
     flatbuffer.drop_unused_opcodes(model)
     metadata_lib.remove_entry(model, metadata_lib.PLAN_KEY)
+    metadata_lib.remove_entry(model, metadata_lib.CRC_KEY)  # of the nested file
     metadata_lib.set_entry(model, metadata_lib.MATERIALIZED_KEY, json.dumps(
         {"subnetwork": int(k), "num_subnetworks": num}))
     flatbuffer.prune(model)

@@ -245,6 +245,50 @@ def _options(model, subgraph, op, info, op_name, num):
     return options
 
 
+TABLE_KEYS = ("in_channels", "out_channels", "output_multiplier",
+              "output_shift", "bias")
+
+
+def in_place_table_problems(model_bytes):
+    """Why some HADS table could not be read in place on the device.
+
+    The operators read every table of their custom options straight from the
+    model (flash) when it is a FlexBuffer typed vector of 4-byte signed ints
+    at a 4-byte aligned address in the file (the file itself is 16-byte
+    aligned in memory); otherwise they copy it into the arena. Returns a
+    list of messages, empty when every table is read in place.
+    """
+    from flatbuffers import flexbuffers
+    data = bytes(model_bytes)
+    base = np.frombuffer(data, np.uint8).__array_interface__["data"][0]
+    model = schema.Model.GetRootAs(data, 0)
+    problems = []
+    for g in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(g)
+        for i in range(subgraph.OperatorsLength()):
+            op = subgraph.Operators(i)
+            code = model.OperatorCodes(op.OpcodeIndex())
+            custom = code.CustomCode()
+            name = custom.decode() if custom else ""
+            if name not in {c for _, c in HADS_OPS.values()}:
+                continue
+            options = op.CustomOptionsAsNumpy()
+            start = options.__array_interface__["data"][0] - base
+            root = flexbuffers.GetRoot(options.tobytes()).AsMap
+            for key in TABLE_KEYS:
+                ref = root[key]
+                where = f"operator {i} ({name}) table '{key}'"
+                if not ref.IsTypedVector:
+                    problems.append(f"{where} is not a typed vector")
+                    continue
+                vec = ref.AsTypedVector
+                if vec.ElementType != flexbuffers.Type.INT or vec._byte_width != 4:
+                    problems.append(f"{where} is not int32")
+                elif (start + vec._buf._offset) % 4:
+                    problems.append(f"{where} is not 4-byte aligned in the file")
+    return problems
+
+
 def rewrite_nested(int8_bytes, infos, num_subnetworks, plan_json, labels=None):
     """Turn the converter's int8 model of the full network into the nested one.
 
@@ -307,7 +351,12 @@ def rewrite_nested(int8_bytes, infos, num_subnetworks, plan_json, labels=None):
             raise ValueError("labels: a class label may not contain a newline.")
         metadata_lib.set_entry(model, metadata_lib.LABELS_KEY, "\n".join(labels))
     flatbuffer.prune(model)
-    return flatbuffer.save(model)
+    nested = metadata_lib.add_crc(flatbuffer.save(model))  # last: covers every byte
+    problems = in_place_table_problems(nested)
+    if problems:  # the writer's layout changed: the device would copy them
+        raise ValueError("nested export: HADS tables would be copied into the "
+                         "arena on the device: " + "; ".join(problems))
+    return nested
 
 
 def tflite_nested(model, path=None, representative_data=None, labels=None):

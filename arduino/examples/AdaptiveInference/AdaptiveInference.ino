@@ -2,17 +2,23 @@
 
 For each subnetwork (0 = full network, the last = smallest) the sketch
 switches with select(k), runs one inference and prints the time of both
-(micros()) with the subnetwork's MACs and the top class. The model comes
-from hads_keras: `hads_model.h` is written by
+(micros()) with the subnetwork's MACs and the top class. The model is in
+`hads_model.h`: in the library's example, the bundled example model (a
+DS-CNN on load_digits); in a sketch folder written by
 
     python -m hads_keras.export.arduino sketch model_nested.tflite MySketch
 
-(see the library README), and replaced here by the demo's model.
+the model you exported (see the library README).
 
 Board: Arduino Nano 33 BLE (Sense) or any board the TensorFlow Lite Micro
 library Chirale_TensorFLowLite supports. Serial Monitor at 115200 baud.
 */
 #include <HADS.h>
+
+// 1: check the model's bytes against its exported CRC-32 at start-up.
+#ifndef HADS_VERIFY_MODEL
+#define HADS_VERIFY_MODEL 0
+#endif
 
 #include "hads_model.h"
 
@@ -72,8 +78,14 @@ void setup() {
       model, resolver, tensor_arena, kHadsArenaSize);
   interpreter = &static_interpreter;
 
+#if HADS_VERIFY_MODEL
+  // Checks the model's CRC-32 first (reads it once: ~14 instructions/byte).
+  const hads::Result result = nested.beginVerified(
+      g_hads_model, g_hads_model_len, *interpreter, g_hads_cost_table);
+#else
   const hads::Result result = nested.begin(model, *interpreter,
                                            g_hads_cost_table);
+#endif
   if (result != hads::Result::kOk) {
     fail("begin", result);
     return;
