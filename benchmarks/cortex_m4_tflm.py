@@ -8,7 +8,7 @@ this core the DSP kernels, with the conv im2col scratch requested in
 Prepare). Built bare-metal for a Cortex-M4F (-Os, as the Arduino cores
 build) and run in QEMU mps2-an386 with -icount shift=0 (instructions, 40
 per timer tick). The model is the Arduino examples' bundled nested DS-CNN
-(arduino/examples/AdaptiveInference/hads_model.h); the standalone
+(arduino/src/hads_example_model.h, shared by the examples); the standalone
 subnetworks are `hads_keras.export.materialize(nested, k)`. Per
 subnetwork: instructions of one Invoke, the arena used, and how far the
 nested model's int8 output is from the standalone one's. The HADS
@@ -42,13 +42,13 @@ import cortex_m4  # noqa: E402  (tools, QEMU runner)
 import provenance  # noqa: E402
 
 HERE = ROOT / "benchmarks" / "cortex_m4_tflm"
-MODEL_HEADER = ROOT / "arduino" / "examples" / "AdaptiveInference" / "hads_model.h"
+MODEL_HEADER = ROOT / "arduino" / "src" / "hads_example_model.h"
 SOURCES = ["benchmarks/cortex_m4_tflm.py", "benchmarks/cortex_m4_tflm",
            "benchmarks/cortex_m4", "tflm_ops/hads_kernels.h",
            "tflm_ops/hads_kernels.cc", "tflm_ops/hads_kernels_dsp.h",
            "tflm_ops/hads_kernels_dsp.cc", "tflm_ops/hads_ops.h",
            "tflm_ops/hads_ops.cc", "hads_keras/export/materialize.py",
-           "arduino/examples/AdaptiveInference/hads_model.h"]
+           "arduino/src/hads_example_model.h"]
 COMMAND = ("HADS_CHIRALE_DIR=/path/to/Chirale_TensorFlowLite "
            "python benchmarks/cortex_m4_tflm.py")
 FLAGS = cortex_m4.CPU_FLAGS + ["-Os", "-ffunction-sections", "-fdata-sections",
