@@ -74,7 +74,9 @@ def _group_parameters(model, group, parameter):
     for member in group.members:
         layer = model.get_layer(member.layer)
         if parameter == "gamma":
-            if member is not (bns[0] if bns else None):
+            # Every BN of the group (a merged group has one per branch): the
+            # unit's Taylor score sums over all its parameters.
+            if not any(member is bn for bn in bns):
                 continue
             if not layer.scale:
                 raise ValueError(f"Layer '{layer.name}' has scale=False: no gamma to score group '{group.name}' with.")
