@@ -490,6 +490,8 @@ def _merge(layer, in_tags, inputs, outputs, union, set_out, deferred):
         deferred.append((layer, in_tags,
                          "its inputs hold the channels in different layouts "
                          "(depth multipliers or Flatten)"))
+        set_out(outputs, first, inputs)
+        return
     root = first.root
     for t in joined[1:]:
         root = union(root, t.group, layer)
