@@ -23,7 +23,9 @@ Usage:
 """
 
 import argparse
+import ast
 import json
+import re
 import pathlib
 import sys
 import time
@@ -193,7 +195,7 @@ def run_pipeline(name, build, samples=32):
     return report
 
 
-def sweep(include=None):
+def sweep(include=None, retries=3):
     """convert + costs + one subnetwork equality on keras.applications models."""
     import inspect
     import keras
@@ -219,7 +221,19 @@ def sweep(include=None):
             t0 = time.perf_counter()
             plain = fn(**kwargs)
             entry["params"] = int(plain.count_params())
-            model = hads.convert(plain)
+            keep = []
+            for _ in range(retries + 1):
+                try:
+                    model = hads.convert(plain, keep=keep)
+                    break
+                except ValueError as error:
+                    # Follow the error's own advice (keep=[...]) a few times.
+                    found = re.search(r"keep=(\[[^\]]*\])", str(error))
+                    if not found or _ == retries:
+                        raise
+                    keep += ast.literal_eval(found.group(1))
+            if keep:
+                entry["keep"] = keep
             costs = hads.model_costs(model)
             entry["costs"] = costs
             groups = hads.groups(model).sliceable
@@ -250,6 +264,9 @@ def main(argv=None):
     parser.add_argument("--sweep", action="store_true")
     parser.add_argument("--sweep_only", default=None,
                         help="comma-separated keras.applications names")
+    parser.add_argument("--keep_retries", type=int, default=0,
+                        help="sweep: retry convert with the keep=[...] an error "
+                             "recommends, up to this many times")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "model_coverage.json"))
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
@@ -266,7 +283,7 @@ def main(argv=None):
     if args.sweep or args.sweep_only:
         include = args.sweep_only.split(",") if args.sweep_only else None
         previous = {r["model"]: r for r in result.get("applications", [])}
-        previous.update({r["model"]: r for r in sweep(include)})
+        previous.update({r["model"]: r for r in sweep(include, args.keep_retries)})
         result["applications"] = list(previous.values())
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
