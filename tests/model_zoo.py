@@ -169,7 +169,10 @@ def independent_costs(model):
     macs = 0
     for layer in model.layers:
         out = layer.output.shape if layer.weights else None
-        if isinstance(layer, keras.layers.DepthwiseConv2D):
+        if isinstance(layer, keras.layers.SeparableConv2D):
+            c = layer.input.shape[-1] * layer.depth_multiplier
+            macs += math.prod(out[1:-1]) * c * (math.prod(layer.kernel_size) + layer.filters)
+        elif isinstance(layer, keras.layers.DepthwiseConv2D):
             macs += (math.prod(out[1:-1]) * math.prod(layer.kernel_size)
                      * layer.input.shape[-1] * layer.depth_multiplier)
         elif isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D)):
