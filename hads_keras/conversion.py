@@ -10,13 +10,18 @@ from hads_keras import layers as hads_layers
 HADS_CLASSES = (
     (keras.layers.DepthwiseConv2D, hads_layers.DepthwiseConv2D),
     (keras.layers.Conv2D, hads_layers.Conv2D),
+    (keras.layers.Conv1D, hads_layers.Conv1D),
     (keras.layers.Dense, hads_layers.Dense),
     (keras.layers.BatchNormalization, hads_layers.BatchNormalization),
 )
 
+_SEPARABLE = (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
+
 
 def hads_class(layer):
     """The HADS class replacing `layer`'s class, or None."""
+    if getattr(layer, "groups", 1) != 1:
+        return None  # grouped convolutions stay Keras layers (kept whole)
     for keras_cls, cls in HADS_CLASSES:
         if isinstance(layer, keras_cls):
             if type(layer) not in (keras_cls, cls):
@@ -28,14 +33,17 @@ def hads_class(layer):
     return None
 
 
-def convert(model, num_subnetworks=1):
+def convert(model, num_subnetworks=1, keep=()):
     """Convert a built Sequential/Functional model to HADS layers.
 
-    Dense, Conv2D, DepthwiseConv2D and BatchNormalization become their
-    `hads_keras.layers` counterparts with the same configuration and weights;
-    width-agnostic layers (activations, pooling, Flatten, Dropout, Reshape,
-    Softmax) are copied as they are. Before a plan is installed the result
-    computes exactly what the original computes.
+    Dense, Conv1D, Conv2D, DepthwiseConv2D and BatchNormalization become
+    their `hads_keras.layers` counterparts with the same configuration and
+    weights; SeparableConv2D becomes DepthwiseConv2D (named
+    `<name>_depthwise`) followed by a 1x1 Conv2D (keeping the name), which
+    computes the same function; width-agnostic layers (activations, pooling,
+    Flatten, Dropout, Reshape, merges, preprocessing) are copied as they are.
+    Before a plan is installed the result computes what the original
+    computes.
 
     Args:
         model: a built `keras.Sequential` or Functional model (HADS or plain
@@ -43,6 +51,9 @@ def convert(model, num_subnetworks=1):
         num_subnetworks: rows of BatchNormalization statistics (1 for a
             plain conversion; `hads_keras.apply` uses the plan's count and
             starts every row from the trained statistics).
+        keep: names of groups or layers to keep whole: their groups are
+            never sliced (their costs still count). The converted layers
+            remember it (`hads_keep` in their config).
 
     A compiled `model` gives a result compiled the same way (Keras's
     `clone_model` does it: same loss, metrics and optimizer settings, a
@@ -51,23 +62,105 @@ def convert(model, num_subnetworks=1):
 
     Raises:
         ValueError: naming the layer, for subclassed or unbuilt models and for
-            structures HADS cannot slice (merges of sliced branches, RNNs,
-            grouped convolutions, ...).
+            structures HADS cannot slice (with the way out: `keep=`, a
+            rewrite).
     """
-    graph_lib.analyze(model)  # rejects unsupported structures up front
+    model = rewrite_separable(model)
+    analysis = graph_lib.analyze(model, keep)  # rejects what cannot be sliced
+    kept_layers = {m.layer for g in analysis.groups if g.kept
+                   for m in g.members if m.role != "consumer"}
+    reshapes = _channel_reshapes(model)
 
     def clone_layer(layer):
         cls = hads_class(layer)
         config = layer.get_config()
+        if layer.name in reshapes:
+            config["target_shape"] = reshapes[layer.name]
         if cls is None:
             return layer.__class__.from_config(config)
         if cls is hads_layers.BatchNormalization:
             config["num_subnetworks"] = num_subnetworks
+        if layer.name in kept_layers:
+            config["hads_keep"] = True
         return cls.from_config(config)
 
     converted = _keras_compat.clone_graph(model, clone_layer)
     copy_weights(model, converted)
     return converted
+
+
+def _channel_reshapes(model):
+    """Reshapes that keep the channel axis last get `-1` there, so that the
+    narrow tensors of a static subnetwork pass them (same function)."""
+    out = {}
+    for layer in model.layers:
+        if not isinstance(layer, keras.layers.Reshape):
+            continue
+        target = tuple(layer.target_shape)
+        if -1 not in target[:-1] and target[-1] == layer.input.shape[-1]:
+            out[layer.name] = target[:-1] + (-1,)
+    return out
+
+
+def rewrite_separable(model):
+    """The same model with every SeparableConv2D written as DepthwiseConv2D +
+    1x1 Conv2D (exactly the same function; SeparableConv1D is rejected)."""
+    separable = [l for l in model.layers if isinstance(l, _SEPARABLE)]
+    if not separable:
+        return model
+    for layer in separable:
+        if isinstance(layer, keras.layers.SeparableConv1D):
+            raise ValueError(
+                f"Layer '{layer.name}' is a SeparableConv1D, which HADS does not "
+                "support; write it as DepthwiseConv2D + 1x1 Conv2D on a "
+                "Reshape to (T, 1, C), or use Conv1D.")
+    functional = _keras_compat.as_functional(model)
+    if isinstance(model, keras.Sequential):
+        functional = keras.Model(model.inputs, model.outputs, name=model.name)
+    pieces = {}
+
+    def clone_layer(layer):
+        if not isinstance(layer, _SEPARABLE):
+            return layer.__class__.from_config(layer.get_config())
+        c = layer.get_config()
+        depthwise = keras.layers.DepthwiseConv2D(
+            kernel_size=c["kernel_size"], strides=c["strides"],
+            padding=c["padding"], depth_multiplier=c["depth_multiplier"],
+            dilation_rate=c["dilation_rate"], use_bias=False,
+            depthwise_initializer=c["depthwise_initializer"],
+            depthwise_regularizer=c["depthwise_regularizer"],
+            depthwise_constraint=c["depthwise_constraint"],
+            name=f"{layer.name}_depthwise", dtype=c.get("dtype"))
+        pointwise = keras.layers.Conv2D(
+            c["filters"], 1, activation=c["activation"], use_bias=c["use_bias"],
+            kernel_initializer=c["pointwise_initializer"],
+            kernel_regularizer=c["pointwise_regularizer"],
+            kernel_constraint=c["pointwise_constraint"],
+            bias_initializer=c["bias_initializer"],
+            bias_regularizer=c["bias_regularizer"],
+            bias_constraint=c["bias_constraint"],
+            activity_regularizer=c.get("activity_regularizer"),
+            name=layer.name, dtype=c.get("dtype"))
+        pieces[layer.name] = (depthwise, pointwise)
+        return pointwise
+
+    def call_function(layer, *args, **kwargs):
+        if layer.name in pieces and layer is pieces[layer.name][1]:
+            return layer(pieces[layer.name][0](*args, **kwargs))
+        return layer(*args, **kwargs)
+
+    rewritten = keras.models.clone_model(functional, clone_function=clone_layer,
+                                         call_function=call_function)
+    depthwise_names = {d.name for d, _ in pieces.values()}
+    for layer in _keras_compat.layers_with_weights(rewritten):
+        if layer.name in pieces:
+            # SeparableConv weights: depthwise kernel, pointwise kernel, bias.
+            values = model.get_layer(layer.name).get_weights()
+            layer.set_weights([values[1]] + values[2:])
+            pieces[layer.name][0].set_weights([values[0]])
+        elif layer.name not in depthwise_names:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return rewritten
 
 
 def copy_weights(source, target):

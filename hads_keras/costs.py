@@ -6,12 +6,17 @@ neighbouring widths:
 
 * Dense: in_rows * out MACs, in_rows * out + out parameters (bias);
   behind a Flatten, in_rows = H*W*channels.
-* Conv2D: H_out * W_out * kh * kw * in * out MACs; kh*kw*in*out + out params.
+* Conv2D / Conv1D: output positions * kernel size * in * out MACs;
+  kernel size * in * out + out params.
 * DepthwiseConv2D: H_out * W_out * kh * kw * channels * multiplier MACs.
 * BatchNormalization: 4 parameters per channel (gamma, beta, moving mean and
   variance, as `keras.Model.count_params` counts them), no MACs.
 
-Only these layers are counted; activations and pooling are not MACs.
+* Layers with weights that HADS never slices (on groups kept whole or on
+  the model input: grouped convolutions, recurrent layers, Normalization,
+  ...): their constant MACs and parameters (`graph.FixedLayer`).
+
+Activations, pooling and element-wise merges are not counted as MACs.
 """
 
 import math
@@ -51,8 +56,8 @@ def cost_terms(model_or_analysis, resources=RESOURCES):
             add(name, "params", rows, wiring.in_group, wiring.out_group)
             if layer.use_bias:
                 add(name, "params", 1, wiring.out_group)
-        elif wiring.kind == "conv2d":
-            out_hw = math.prod(layer.output.shape[1:3])
+        elif wiring.kind in ("conv1d", "conv2d"):
+            out_hw = math.prod(layer.output.shape[1:-1])
             kernel = math.prod(layer.kernel_size)
             add(name, "macs", out_hw * kernel * in_mult, wiring.in_group, wiring.out_group)
             add(name, "params", kernel * in_mult, wiring.in_group, wiring.out_group)
@@ -69,6 +74,9 @@ def cost_terms(model_or_analysis, resources=RESOURCES):
         elif wiring.kind == "batchnorm":
             per_channel = 2 + int(layer.scale) + int(layer.center)
             add(name, "params", per_channel * in_mult, wiring.in_group)
+    for fixed_layer in analysis.fixed_layers:
+        add(fixed_layer.layer, "macs", fixed_layer.macs)
+        add(fixed_layer.layer, "params", fixed_layer.params)
     return terms
 
 
@@ -96,8 +104,9 @@ def full_widths(model_or_analysis):
 def subnetwork_costs(model, plan, resources=RESOURCES):
     """Per subnetwork, a dict resource -> cost (index 0 = full network).
 
-    Costs cover the Dense/Conv2D/DepthwiseConv2D/BatchNormalization layers,
-    the ones a plan slices.
+    Costs cover every layer with weights: the Dense/Conv/DepthwiseConv2D/
+    BatchNormalization layers a plan slices, and the constant cost of those
+    it never slices.
     """
     analysis = _analysis(model)
     plan.check_matches(analysis)

@@ -48,6 +48,7 @@ def extract_subnetwork(model, index):
         if isinstance(layer, SlicedLayerMixin):
             cls = _KERAS_CLASSES[cls]
             config.pop("num_subnetworks", None)
+            config.pop("hads_keep", None)
             _, out_w, _ = widths(layer)
             if out_w is not None:
                 config["units" if "units" in config else "filters"] = out_w
@@ -67,11 +68,14 @@ def _slice_weights(layer, values, index, in_w, out_w, in_spatial):
     out = list(values)
     if isinstance(layer, keras.layers.BatchNormalization):
         width = in_w if in_w is not None else values[-1].shape[-1]
+        # The row the layer uses in subnetwork `index`: its own when it has
+        # widths per subnetwork, row 0 when no sliced layer feeds it.
+        row = index if in_w is not None else 0
         result = []
         for variable, value in zip(layer.weights, values):
             name = variable.path.split("/")[-1]
             if name in ("moving_mean", "moving_variance"):
-                value = value[index]
+                value = value[row]
             result.append(value[:width])
         return result
     if isinstance(layer, keras.layers.DepthwiseConv2D):

@@ -1,10 +1,25 @@
 """Which channels of a Keras model are coupled: the *groups*.
 
 A slicing point belongs to a group of coupled channels, not to a layer: the
-output units of a Dense/Conv2D, the BatchNormalization after it, a following
-DepthwiseConv2D (its channels follow its input) and the input rows of the
-next Dense/Conv2D (through Flatten: one channel is H*W rows). Permutation,
-slicing, costs and export all read this one description.
+output units of a Dense/Conv1D/Conv2D, the BatchNormalization after it, a
+following DepthwiseConv2D (its channels follow its input) and the input rows
+of the next Dense/Conv (through Flatten: one channel is H*W rows).
+Element-wise merges (Add, Subtract, Multiply, Average, Maximum, Minimum and
+the keras.ops forms `x + y`, `x * y`) join the groups of every tensor that
+meets there into one group (union-find over channel spaces): a ResNet stage
+or a squeeze-and-excite block shares one slicing point. A tensor whose last
+axis is 1 broadcasts and joins nothing. Permutation, slicing, costs and
+export all read this one description.
+
+Why slicing stays exact through these structures: every HADS layer reads
+only the active prefix of its input, and every layer allowed in between acts
+on each channel on its own (activations, pooling, padding, Dropout,
+Reshape/Flatten that keep the channel axis last) or element-wise across
+tensors of the same group. An inactive channel therefore never reaches an
+active one, whatever it holds (sigmoid(0) = 0.5 in a squeeze-and-excite
+gate only ever meets inactive channels). Softmax over channels, Concatenate
+of sliced groups, Dot and channel-regrouping reshapes would break that and
+are rejected unless the groups they touch are kept whole (`keep=`).
 
     >>> print(hads_keras.groups(model))
 """
@@ -13,6 +28,7 @@ import dataclasses
 import math
 
 import keras
+import numpy as np
 
 from hads_keras import _keras_compat
 
@@ -42,21 +58,37 @@ _CHANNELWISE = (
     keras.layers.ZeroPadding2D,
     keras.layers.Cropping2D,
     keras.layers.UpSampling2D,
+    keras.layers.ZeroPadding1D,
+    keras.layers.Cropping1D,
+    keras.layers.UpSampling1D,
+    keras.layers.Softmax,
 )
 
-# Element-wise but mixing channels: fine on fixed groups only.
-_CHANNEL_MIXING_ACTIVATIONS = ("softmax", "log_softmax")
-
-_MERGE = (
+# Element-wise merges of tensors: their sliced inputs share one group.
+_ELEMENTWISE_MERGE = (
     keras.layers.Add,
     keras.layers.Subtract,
     keras.layers.Multiply,
     keras.layers.Average,
     keras.layers.Maximum,
     keras.layers.Minimum,
-    keras.layers.Concatenate,
-    keras.layers.Dot,
 )
+
+# keras.ops operations in a Functional graph (`x + 3.0`, `x * gate`): with
+# one tensor and scalar constants they act per element; with two tensors
+# they are element-wise merges.
+_ELEMENTWISE_OPS = {
+    "Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Maximum",
+    "Minimum", "Negative", "Abs", "Square", "Sqrt", "Exp", "Clip",
+    "Relu", "Relu6", "Sigmoid", "HardSigmoid", "HardSilu", "Silu", "Tanh",
+    "Elu", "Gelu", "LeakyRelu", "Softplus", "Power",
+}
+_MERGING_OPS = {"Add", "Subtract", "Multiply", "Maximum", "Minimum"}
+
+# Element-wise but mixing channels: fine on fixed groups only.
+_CHANNEL_MIXING_ACTIVATIONS = ("softmax", "log_softmax")
+
+_OTHER_MERGE = (keras.layers.Concatenate, keras.layers.Dot)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,9 +97,9 @@ class Member:
 
     Attributes:
         layer: the layer's name.
-        role: "producer" (output units of a Dense/Conv2D), "batchnorm",
-            "depthwise" (channels of a DepthwiseConv2D) or "consumer"
-            (input channels of a Dense/Conv2D).
+        role: "producer" (output units of a Dense/Conv1D/Conv2D),
+            "batchnorm", "depthwise" (channels of a DepthwiseConv2D) or
+            "consumer" (input channels of a Dense/Conv1D/Conv2D).
         multiplier: channels of this layer per unit of the group (depthwise
             multipliers upstream multiply it); unit u owns channels
             [u * multiplier, (u + 1) * multiplier).
@@ -89,22 +121,28 @@ class Member:
         return text
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class Group:
     """Channels that share one slicing point.
 
     Attributes:
-        name: the producing layer's name, or "input" for a model input.
+        name: the first producing layer's name (a group joined at merges
+            has several producers), or "input" for a model input.
         width: number of units (full width).
         members: every layer that touches these channels.
-        fixed: True for model inputs and for groups that reach a model
-            output: these are never sliced.
+        fixed: True for model inputs, for groups that reach a model output
+            and for groups kept whole (`keep=`): these are never sliced.
+        kept: True when the group is fixed because the user kept it.
     """
 
     name: str
     width: int
     members: list
     fixed: bool = False
+    kept: bool = False
+    # Union-find: the group this one was merged into (None for a root).
+    merged_into: "Group" = dataclasses.field(default=None, repr=False,
+                                             compare=False)
 
     def members_with_role(self, role):
         return [m for m in self.members if m.role == role]
@@ -112,15 +150,20 @@ class Group:
 
 @dataclasses.dataclass(frozen=True)
 class LayerWiring:
-    """Where one Dense/Conv2D/DepthwiseConv2D/BatchNormalization sits.
+    """Where one Dense/Conv1D/Conv2D/DepthwiseConv2D/BatchNormalization sits.
 
     Attributes:
         layer: layer name.
-        kind: "dense", "conv2d", "depthwise" or "batchnorm".
+        kind: "dense", "conv1d", "conv2d", "depthwise" or "batchnorm".
         in_group: name of the group of its input channels.
         in_multiplier: input channels per unit of `in_group`.
         in_spatial: positions per channel of a flattened input (Dense).
-        out_group: name of the group it produces (Dense/Conv2D), else None.
+        out_group: name of the group it produces (Dense/Conv), else None.
+        varies: for a BatchNormalization, whether its input differs between
+            subnetworks (some sliced group lies upstream). Only then does it
+            keep one row of statistics per subnetwork in use; otherwise
+            every subnetwork uses and trains row 0 (see
+            `hads_keras.layers.BatchNormalization`).
     """
 
     layer: str
@@ -129,15 +172,31 @@ class LayerWiring:
     in_multiplier: int = 1
     in_spatial: int = 1
     out_group: str = None
+    varies: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class FixedLayer:
+    """A layer with weights that HADS never slices, with its constant cost.
+
+    Layers on never-sliced groups that are not Dense/Conv/Depthwise/BN
+    (recurrent layers, grouped convolutions, Normalization at the input, ...)
+    are accepted as they are; their MACs and parameters still count.
+    """
+
+    layer: str
+    macs: int
+    params: int
 
 
 class GraphAnalysis:
     """The groups of a model and the wiring of its sliceable layers."""
 
-    def __init__(self, groups, wiring, model):
+    def __init__(self, groups, wiring, model, fixed_layers=()):
         self.groups = groups
         self.wiring = wiring
         self.model = model
+        self.fixed_layers = list(fixed_layers)
 
     def __iter__(self):
         return iter(self.groups)
@@ -180,12 +239,24 @@ class _Tag:
     multiplier: int = 1
     spatial: int = 1
 
+    @property
+    def root(self):
+        return _find(self.group)
+
+
+def _find(group):
+    while group.merged_into is not None:
+        group = group.merged_into
+    return group
+
 
 def _kind(layer):
     if isinstance(layer, keras.layers.DepthwiseConv2D):
         return "depthwise"
     if isinstance(layer, keras.layers.Conv2D):
         return "conv2d"
+    if isinstance(layer, keras.layers.Conv1D):
+        return "conv1d"
     if isinstance(layer, keras.layers.Dense):
         return "dense"
     if isinstance(layer, keras.layers.BatchNormalization):
@@ -193,16 +264,28 @@ def _kind(layer):
     return None
 
 
-def analyze(model):
+KEEP_HINT = "hads_keras.convert(model, keep=[...]) or hads_keras.solve(..., keep=[...])"
+
+
+def analyze(model, keep=()):
     """Find the groups of a built Sequential or Functional Keras model.
 
+    Args:
+        model: a built Sequential/Functional model.
+        keep: names of groups or of layers whose groups are kept whole
+            (never sliced; their costs still count). HADS layers converted
+            with `hads_keras.convert(model, keep=...)` remember it.
+
     Raises:
-        ValueError: naming the layer, for structures that cannot be sliced
-            yet (merges of sliced branches, recurrent layers, nested models,
-            shared layers, channels_first, ...).
+        ValueError: naming the layer and the way out, for structures that
+            cannot be sliced (merges that mix channels, recurrent layers or
+            grouped convolutions on sliced groups, nested models, shared
+            layers, channels_first, ...).
     """
     functional = _keras_compat.as_functional(model)
-    groups, wiring, tags = [], {}, {}
+    groups, wiring, tags, upstream = [], {}, {}, {}
+    deferred = []      # (layer, in_tags, message): fine iff all inputs fixed
+    fixed_layers = []  # (layer, in_tags): weighted layers that must see fixed data
     mixing_checks = []
 
     def new_group(name, width, fixed=False):
@@ -210,120 +293,306 @@ def analyze(model):
         groups.append(group)
         return group
 
+    def union(a, b, layer):
+        ra, rb = _find(a), _find(b)
+        if ra is rb:
+            return ra
+        if ra.width != rb.width:
+            raise ValueError(
+                f"Layer '{layer.name}' ({type(layer).__name__}) merges groups "
+                f"'{ra.name}' ({ra.width} units) and '{rb.name}' ({rb.width} "
+                "units) of different widths.")
+        if groups.index(rb) < groups.index(ra):
+            ra, rb = rb, ra
+        rb.merged_into = ra
+        ra.members.extend(rb.members)
+        rb.members = []
+        ra.fixed = ra.fixed or rb.fixed
+        return ra
+
+    def set_out(tensors, tag, extra=()):
+        up = frozenset().union(*(upstream.get(id(t), frozenset()) for t in extra))
+        for t in tensors:
+            tags[id(t)] = tag
+            upstream[id(t)] = up | {tag.group}
+
+    def fixed_output(layer, in_tags, inputs, outputs):
+        """Outputs of a layer on (eventually) fixed data: a new fixed group,
+        or the input's group when the layer keeps its channels."""
+        for t in outputs:
+            same = (len(in_tags) == 1 and t.shape[-1] == inputs[0].shape[-1]
+                    and in_tags[0].spatial == 1)
+            set_out([t], in_tags[0] if same else _Tag(
+                new_group(layer.name, t.shape[-1], fixed=True)), inputs)
+
     seen_layers = set()
     for node in _keras_compat.ordered_nodes(functional):
         layer = node.operation
         if id(layer) in seen_layers:
             raise ValueError(
                 f"Layer '{layer.name}' is called more than once (a shared "
-                "layer); HADS cannot slice shared layers.")
+                "layer); HADS cannot slice shared layers. Give every call "
+                "its own layer (the same weights can be copied in).")
         seen_layers.add(id(layer))
         inputs = node.input_tensors
         outputs = node.output_tensors
         if isinstance(layer, keras.layers.InputLayer) or not inputs:
-            for i, t in enumerate(outputs):
+            for t in outputs:
                 name = "input" if len(functional.inputs) == 1 else f"input:{layer.name}"
-                tags[id(t)] = _Tag(new_group(name, t.shape[-1], fixed=True))
+                set_out([t], _Tag(new_group(name, t.shape[-1], fixed=True)))
             continue
         in_tags = [tags[id(t)] for t in inputs]
-        kind = _kind(layer)
         if isinstance(layer, keras.Model):
             raise ValueError(
                 f"Layer '{layer.name}' is a nested model; HADS needs a flat "
-                "model. Build it as one Sequential/Functional model.")
+                "model. Build it as one Sequential/Functional model (for a "
+                "keras.applications backbone: call it on a keras.Input "
+                "without wrapping, e.g. MobileNet(input_tensor=x)).")
+        kind = _kind(layer)
         if kind is not None and len(inputs) != 1:
             raise ValueError(f"Layer '{layer.name}' has {len(inputs)} inputs; expected 1.")
+        if kind in ("conv1d", "conv2d") and getattr(layer, "groups", 1) != 1:
+            # A grouped convolution cannot be cut to one prefix; accepted on
+            # groups kept whole, its cost counted as a constant.
+            deferred.append((layer, in_tags,
+                             f"a grouped convolution (groups={layer.groups}) "
+                             "cannot be cut to one prefix of its channels"))
+            fixed_layers.append((layer, in_tags))
+            fixed_output(layer, in_tags, inputs, outputs)
+            continue
         if kind is not None:
             _check_channels_last(layer)
             tag = in_tags[0]
+            group = tag.root
             out = outputs[0]
-            if kind in ("dense", "conv2d"):
-                if kind == "conv2d" and tag.spatial != 1:
-                    raise ValueError(
-                        f"Layer '{layer.name}': a Conv2D after a Flatten of a "
-                        "sliced group is not supported.")
-                if getattr(layer, "groups", 1) != 1:
-                    raise ValueError(
-                        f"Layer '{layer.name}': Conv2D with groups="
-                        f"{layer.groups} cannot be sliced; use groups=1.")
-                tag.group.members.append(Member(
+            if kind in ("dense", "conv1d", "conv2d"):
+                if kind != "dense" and tag.spatial != 1:
+                    deferred.append((layer, in_tags,
+                                     "a convolution after a Flatten of a sliced group"))
+                group.members.append(Member(
                     layer.name, "consumer", tag.multiplier, tag.spatial))
                 produced = new_group(layer.name, out.shape[-1])
                 produced.members.append(Member(layer.name, "producer"))
-                wiring[layer.name] = LayerWiring(
-                    layer.name, kind, tag.group.name, tag.multiplier,
-                    tag.spatial, produced.name)
-                tags[id(out)] = _Tag(produced)
+                wiring[layer.name] = (kind, tag, produced)
+                set_out([out], _Tag(produced), inputs)
             else:
                 if tag.spatial != 1:
-                    raise ValueError(
-                        f"Layer '{layer.name}' follows a Flatten of a sliced "
-                        "group; HADS cannot slice that.")
+                    deferred.append((layer, in_tags,
+                                     "it follows a Flatten of a sliced group"))
                 role = "depthwise" if kind == "depthwise" else "batchnorm"
-                tag.group.members.append(Member(layer.name, role, tag.multiplier))
-                wiring[layer.name] = LayerWiring(
-                    layer.name, kind, tag.group.name, tag.multiplier)
+                group.members.append(Member(layer.name, role, tag.multiplier))
+                wiring[layer.name] = (kind, tag, None)
                 multiplier = tag.multiplier * (
                     layer.depth_multiplier if kind == "depthwise" else 1)
-                tags[id(out)] = _Tag(tag.group, multiplier)
+                set_out([out], _Tag(group, multiplier, tag.spatial), inputs)
             continue
 
-        all_fixed = all(t.group.fixed for t in in_tags)
         if isinstance(layer, keras.layers.Flatten):
             tag = in_tags[0]
             spatial = math.prod(inputs[0].shape[1:-1]) * tag.spatial
-            tags[id(outputs[0])] = _Tag(tag.group, tag.multiplier, spatial)
-        elif isinstance(layer, keras.layers.Reshape) and all_fixed:
-            tags[id(outputs[0])] = _Tag(in_tags[0].group)
+            set_out(outputs, _Tag(tag.group, tag.multiplier, spatial), inputs)
         elif isinstance(layer, keras.layers.Reshape):
-            raise ValueError(
-                f"Layer '{layer.name}' reshapes the sliced group "
-                f"'{in_tags[0].group.name}' to the fixed shape "
-                f"{layer.target_shape}, which narrower subnetworks cannot "
-                "match; use Flatten (or reshape before the first sliced layer).")
-        elif isinstance(layer, _CHANNELWISE) or (
-                isinstance(layer, keras.layers.Softmax)):
+            tag, x, y = in_tags[0], inputs[0], outputs[0]
+            if y.shape[-1] == x.shape[-1] and tag.spatial == 1:
+                set_out(outputs, tag, inputs)  # channel axis stays last
+            elif len(y.shape) == 2 and y.shape[-1] == math.prod(x.shape[1:]):
+                spatial = math.prod(x.shape[1:-1]) * tag.spatial
+                set_out(outputs, _Tag(tag.group, tag.multiplier, spatial), inputs)
+            else:
+                deferred.append((layer, in_tags,
+                                 f"it regroups the channels to the fixed shape "
+                                 f"{layer.target_shape}, which narrower "
+                                 "subnetworks cannot match (use Flatten, or a "
+                                 "Reshape that keeps the channel axis last)"))
+                fixed_output(layer, in_tags, inputs, outputs)
+        elif isinstance(layer, _ELEMENTWISE_MERGE) or (
+                _is_op(layer, _MERGING_OPS) and len(inputs) > 1):
+            _merge(layer, in_tags, inputs, outputs, union, set_out, deferred)
+        elif isinstance(layer, _CHANNELWISE) or _is_op(layer, _ELEMENTWISE_OPS):
             if len(inputs) != 1:
                 raise ValueError(f"Layer '{layer.name}' has {len(inputs)} inputs; expected 1.")
             if _mixes_channels(layer):
                 mixing_checks.append((layer, in_tags[0]))
-            for t in outputs:
-                tags[id(t)] = in_tags[0]
-        elif all_fixed:
-            # Anything on unsliced data (preprocessing of the model input,
-            # say) is fine: its output is another fixed group.
-            for t in outputs:
-                tags[id(t)] = _Tag(in_tags[0].group if len(in_tags) == 1 and
-                                   t.shape[-1] == inputs[0].shape[-1]
-                                   else new_group(layer.name, t.shape[-1], fixed=True))
-        elif isinstance(layer, _MERGE):
-            sliced = sorted({t.group.name for t in in_tags if not t.group.fixed})
-            raise ValueError(
-                f"Layer '{layer.name}' ({type(layer).__name__}) merges "
-                f"branches that carry sliced groups {sliced}; HADS cannot "
-                "slice residual/concatenated structures yet. Remove the "
-                "merge or keep its branches unsliced.")
+            if not isinstance(layer, keras.layers.Layer) and not _scalar_constants(node):
+                deferred.append((layer, in_tags,
+                                 "it combines the channels with a constant that "
+                                 "is not a scalar"))
+            set_out(outputs, in_tags[0], inputs)
         else:
-            raise ValueError(
-                f"Layer '{layer.name}' ({type(layer).__name__}) follows the "
-                f"sliced group '{in_tags[0].group.name}' and is not known to "
-                "be width-agnostic; HADS supports Dense, Conv2D, "
-                "DepthwiseConv2D, BatchNormalization and channel-wise layers "
-                "(activations, pooling, Flatten, Dropout) between them.")
+            if layer.weights or isinstance(layer, _OTHER_MERGE):
+                what = ("concatenates channels of" if isinstance(
+                    layer, keras.layers.Concatenate) else "reads")
+                deferred.append((layer, in_tags,
+                                 f"HADS cannot slice a {type(layer).__name__}; it "
+                                 f"{what} its inputs as whole tensors"))
+            else:
+                deferred.append((layer, in_tags,
+                                 "it is not known to act on every channel on its "
+                                 "own (HADS supports Dense, Conv1D, Conv2D, "
+                                 "DepthwiseConv2D, BatchNormalization, channel-wise "
+                                 "layers and element-wise merges between them)"))
+            if layer.weights:
+                fixed_layers.append((layer, in_tags))
+            fixed_output(layer, in_tags, inputs, outputs)
 
     for t in functional.outputs:
-        tags[id(t)].group.fixed = True
+        tags[id(t)].root.fixed = True
+    _apply_keep(groups, keep, model)
+    for layer, in_tags, why in deferred:
+        sliced = sorted({t.root.name for t in in_tags if not t.root.fixed})
+        if sliced:
+            raise ValueError(
+                f"Layer '{layer.name}' ({type(layer).__name__}) reads the sliced "
+                f"group(s) {sliced}: {why}. Keep them whole with keep="
+                f"{sliced} ({KEEP_HINT}), or rewrite the model.")
     for layer, tag in mixing_checks:
-        if not tag.group.fixed:
+        if not tag.root.fixed:
             raise ValueError(
                 f"Layer '{layer.name}' mixes channels (softmax) of the sliced "
-                f"group '{tag.group.name}'; apply it to the model output only.")
-    return GraphAnalysis(groups, wiring, model)
+                f"group '{tag.root.name}'; apply it to the model output only, "
+                f"or keep the group whole with keep=['{tag.root.name}'] "
+                f"({KEEP_HINT}).")
+
+    for name, (kind, tag, produced) in wiring.items():
+        if produced is not None and _find(produced) is tag.root and not tag.root.fixed:
+            raise ValueError(
+                f"Layer '{name}' reads and writes the same group "
+                f"'{tag.root.name}' (its output is merged with its own input); "
+                "its cost would be quadratic in one slicing point, which the "
+                f"solvers do not model. Keep it whole with keep=['{tag.root.name}'] "
+                f"({KEEP_HINT}).")
+    roots = [g for g in groups if g.merged_into is None]
+    analysis_wiring = {}
+    for name, (kind, tag, produced) in wiring.items():
+        varies = True
+        if kind == "batchnorm":
+            layer = functional.get_layer(name)
+            varies = any(not _find(g).fixed
+                         for g in upstream.get(id(layer.input), ()))
+        analysis_wiring[name] = LayerWiring(
+            name, kind, tag.root.name, tag.multiplier, tag.spatial,
+            None if produced is None else _find(produced).name, varies)
+    fixed = [_fixed_layer(layer) for layer, _ in fixed_layers]
+    return GraphAnalysis(roots, analysis_wiring, model, fixed)
 
 
-def groups(model):
+def _merge(layer, in_tags, inputs, outputs, union, set_out, deferred):
+    """Element-wise merge: every input of full channel width joins one group;
+    inputs with one channel broadcast and join nothing."""
+    channels = outputs[0].shape[-1]
+    widths = [x.shape[-1] for x in inputs]
+    if any(w not in (1, channels) for w in widths):
+        raise ValueError(f"Layer '{layer.name}' merges tensors of channel "
+                         f"widths {widths}.")
+    joined = [t for t, w in zip(in_tags, widths) if w == channels]
+    first = joined[0]
+    if any(t.multiplier != first.multiplier or t.spatial != 1 for t in joined):
+        deferred.append((layer, in_tags,
+                         "its inputs hold the channels in different layouts "
+                         "(depth multipliers or Flatten)"))
+        set_out(outputs, first, inputs)
+        return
+    root = first.root
+    for t in joined[1:]:
+        root = union(root, t.group, layer)
+    set_out(outputs, _Tag(root, first.multiplier), inputs)
+
+
+def _apply_keep(groups, keep, model):
+    """Mark kept groups fixed: by name in `keep`, or remembered by HADS layers."""
+    keep = [keep] if isinstance(keep, str) else list(keep or ())
+    roots = [g for g in groups if g.merged_into is None]
+    by_layer = {}
+    for g in roots:
+        for m in g.members:
+            if m.role != "consumer":
+                by_layer[m.layer] = g
+    unknown = []
+    for name in keep:
+        group = next((g for g in roots if g.name == name), None) or by_layer.get(name)
+        if group is None:
+            unknown.append(name)
+            continue
+        group.kept = group.kept or not group.fixed
+        group.fixed = True
+    if unknown:
+        raise ValueError(
+            f"keep={unknown}: no group or layer of that name produces units "
+            f"in model '{model.name}'. Groups: {[g.name for g in roots]}.")
+    functional = _keras_compat.as_functional(model)
+    for layer_name, group in by_layer.items():
+        if getattr(functional.get_layer(layer_name), "hads_keep", False):
+            group.kept = group.kept or not group.fixed
+            group.fixed = True
+
+
+def _is_op(operation, names):
+    """A keras.ops operation (not a layer) of one of `names`."""
+    return (not isinstance(operation, keras.layers.Layer)
+            and type(operation).__name__ in names)
+
+
+def _scalar_constants(node):
+    """True when every non-tensor argument of an ops node is a scalar."""
+    values = list(node.arguments.args) + list(node.arguments.kwargs.values())
+    for v in values:
+        if isinstance(v, keras.KerasTensor) or v is None or isinstance(v, (bool, str)):
+            continue
+        try:
+            size = int(np.size(v))
+        except Exception:  # pragma: no cover - unknown argument types
+            return False
+        if size != 1:
+            return False
+    return True
+
+
+def _fixed_layer(layer):
+    """The constant MACs and parameters of a weighted layer HADS keeps whole."""
+    params = int(layer.count_params())
+    out_positions = lambda: math.prod(layer.output.shape[1:-1])
+    if isinstance(layer, (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)):
+        c_in = layer.input.shape[-1]
+        k = math.prod(layer.kernel_size)
+        # The depthwise part runs at the input's positions reduced by stride.
+        macs = out_positions() * c_in * layer.depth_multiplier * (k + layer.filters)
+    elif isinstance(layer, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)):
+        macs = (out_positions() * math.prod(layer.kernel_size)
+                * layer.input.shape[-1] * layer.depth_multiplier)
+    elif isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)):
+        c_in = layer.input.shape[-1] // getattr(layer, "groups", 1)
+        macs = out_positions() * math.prod(layer.kernel_size) * c_in * layer.filters
+    elif isinstance(layer, keras.layers.Dense):
+        macs = (math.prod(layer.output.shape[1:-1]) * layer.input.shape[-1]
+                * layer.units)
+    elif isinstance(layer, (keras.layers.SimpleRNN, keras.layers.GRU, keras.layers.LSTM)):
+        gates = {keras.layers.SimpleRNN: 1, keras.layers.GRU: 3,
+                 keras.layers.LSTM: 4}[type(layer)]
+        steps, features = layer.input.shape[1], layer.input.shape[-1]
+        units = layer.units
+        macs = steps * gates * (features + units) * units
+    elif isinstance(layer, (keras.layers.Normalization, keras.layers.LayerNormalization,
+                            keras.layers.GroupNormalization, keras.layers.BatchNormalization,
+                            keras.layers.UnitNormalization, keras.layers.Embedding,
+                            keras.layers.PReLU)):
+        macs = 0  # as BatchNormalization: parameters, no multiply-accumulates
+    else:
+        raise ValueError(
+            f"Layer '{layer.name}' ({type(layer).__name__}) has weights, and "
+            "HADS can neither slice it nor count its cost; remove or rewrite "
+            "it (Dense, Conv1D, Conv2D, DepthwiseConv2D, BatchNormalization "
+            "are sliced).")
+    if type(layer) not in (keras.layers.SimpleRNN, keras.layers.GRU,
+                           keras.layers.LSTM) and any(
+            d is None for d in layer.output.shape[1:]):
+        raise ValueError(f"Layer '{layer.name}': unknown output shape "
+                         f"{layer.output.shape}; give keras.Input a full shape.")
+    return FixedLayer(layer.name, int(macs), params)
+
+
+def groups(model, keep=()):
     """The groups of `model` (a `GraphAnalysis`; print it for a table)."""
-    return analyze(model)
+    return analyze(model, keep)
 
 
 def _mixes_channels(layer):
@@ -341,7 +610,7 @@ def _check_channels_last(layer):
             "supported.")
     if isinstance(layer, keras.layers.BatchNormalization):
         rank = len(layer.input.shape)
-        if layer.axis not in (-1, rank - 1):
+        if layer.axis not in (-1, rank - 1) and layer.axis != [rank - 1]:
             raise ValueError(
                 f"Layer '{layer.name}': BatchNormalization must normalize the "
                 f"last axis to be sliced; got axis={layer.axis}.")

@@ -66,7 +66,7 @@ class _UnitParameter:
 
 def _group_parameters(model, group, parameter):
     """The `_UnitParameter`s standing for the units of `group`."""
-    bns = [m for m in group.members_with_role("batchnorm") if m.multiplier == 1]
+    bns = _producer_batchnorms(model, group)
     if parameter == "auto":
         parameter = "gamma" if bns and getattr(
             model.get_layer(bns[0].layer), "scale", False) else "producer"
@@ -74,7 +74,9 @@ def _group_parameters(model, group, parameter):
     for member in group.members:
         layer = model.get_layer(member.layer)
         if parameter == "gamma":
-            if member is not (bns[0] if bns else None):
+            # Every BN of the group (a merged group has one per branch): the
+            # unit's Taylor score sums over all its parameters.
+            if not any(member is bn for bn in bns):
                 continue
             if not layer.scale:
                 raise ValueError(f"Layer '{layer.name}' has scale=False: no gamma to score group '{group.name}' with.")
@@ -100,6 +102,19 @@ def _group_parameters(model, group, parameter):
             f"Group '{group.name}' has no BatchNormalization after its "
             "producer; use parameter='producer' or 'auto'.")
     return out
+
+
+def _producer_batchnorms(model, group):
+    """The BNs standing for the group's units: those right after one of its
+    producers (a merged group has one per branch); else the first BN."""
+    bns = [m for m in group.members_with_role("batchnorm") if m.multiplier == 1]
+    producers = {m.layer for m in group.members_with_role("producer")}
+    after = []
+    for bn in bns:
+        history = getattr(model.get_layer(bn.layer).input, "_keras_history", None)
+        if history is not None and history.operation.name in producers:
+            after.append(bn)
+    return after or bns[:1]
 
 
 def _check_options(parameter, mode):

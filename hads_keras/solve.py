@@ -22,15 +22,25 @@ from hads_keras import knapsack
 from hads_keras.plan import Plan
 
 
-def build_problem(model, importance, min_width=1):
+def build_problem(model, importance, min_width=1, keep=()):
     """The knapsack `Problem` of a model: sorted importance and cost terms.
+
+    Groups named in `keep` (or holding a layer named there) are fixed at
+    their full width: not items of the problem, their costs constant.
 
     Returns:
         (problem, order): `order[group]` maps sorted position -> unit index.
     """
+    problem, order, _ = _problem(model, importance, min_width, keep)
+    return problem, order
+
+
+def _problem(model, importance, min_width, keep):
     network = _keras_compat.unwrap(model)
-    analysis = graph_lib.analyze(network)
-    scores = importance_lib.as_scores(importance)
+    analysis = graph_lib.analyze(network, keep)
+    kept = {g.name: g.width for g in analysis.groups if g.kept}
+    scores = {name: values for name, values in importance_lib.as_scores(importance).items()
+              if name not in kept}
     sliceable = analysis.sliceable
     names = [g.name for g in sliceable]
     unknown = sorted(set(scores) - set(names))
@@ -65,12 +75,12 @@ def build_problem(model, importance, min_width=1):
         specs.append(knapsack.GroupSpec(
             group.name, values[order[group.name]], min_width))
     problem = knapsack.Problem(tuple(specs), tuple(costs_lib.cost_terms(analysis)))
-    return problem, order
+    return problem, order, kept
 
 
 def solve(model, importance, mac_targets=None, *, param_targets=None,
           method="bottom_up", solver=None, costs="exact", min_width=1,
-          multiple_of=1, eps=0.01, time_limit=60.0, verbose=False):
+          multiple_of=1, eps=0.01, time_limit=60.0, verbose=False, keep=()):
     """Slicing points of nested subnetworks within MAC (and parameter) budgets.
 
     Args:
@@ -92,6 +102,9 @@ def solve(model, importance, mac_targets=None, *, param_targets=None,
             2).
         multiple_of: slicing points are multiples of this SIMD width (or the
             full width).
+        keep: names of groups (or of layers in them) to keep whole: the plan
+            gives them their full width in every subnetwork; their costs
+            still count.
 
     Returns:
         A `Plan` with the unit order, the costs per subnetwork and, in
@@ -110,15 +123,32 @@ def solve(model, importance, mac_targets=None, *, param_targets=None,
     min_width = int(min_width)
     if not targets:
         raise ValueError("Give mac_targets and/or param_targets, e.g. mac_targets=[1.0, 0.75, 0.5, 0.25].")
-    problem, order = build_problem(model, importance, min_width=min_width)
+    problem, order, kept = _problem(model, importance, min_width, keep)
+    if solver is None and costs == "exact" and not _is_chain(problem, targets):
+        # Merges and squeeze-and-excite blocks couple groups that are not
+        # neighbours: the chain DP does not apply, CP-SAT does.
+        solver = "cp-sat"
     result = knapsack.solve_problem(
         problem, targets, method=method, solver=solver, costs=costs, eps=eps,
         multiple_of=multiple_of, time_limit=time_limit, verbose=verbose)
     widths = {name: list(result.widths[name]) for name in order}
-    return Plan(widths, costs=costs_lib.evaluate_per_subnetwork(problem.terms, widths),
+    sub_costs = costs_lib.evaluate_per_subnetwork(problem.terms, widths)
+    count = len(sub_costs)
+    widths.update({name: [width] * count for name, width in kept.items()})
+    return Plan(widths, costs=sub_costs,
                 order=order, info={
                     "method": method, "solver": result.solver, "costs": costs,
-                    "targets": targets, "report": str(result)})
+                    "targets": targets, "report": str(result),
+                    "kept": sorted(kept)})
+
+
+def _is_chain(problem, targets):
+    try:
+        for resource in targets:
+            problem.chain(resource)
+    except ValueError:
+        return False
+    return True
 
 
 def _budget_list(values, name):

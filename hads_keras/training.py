@@ -336,6 +336,11 @@ def _install(network, analysis, plan, selector):
         in_widths = None
         if not in_group.fixed:
             in_widths = [w * wiring.in_multiplier for w in plan.widths(in_group.name)]
+        elif wiring.kind == "batchnorm" and wiring.varies:
+            # Never sliced, but fed by sliced layers: its statistics differ
+            # per subnetwork, so each subnetwork uses its own row (all
+            # channels). A BN that no sliced layer feeds keeps using row 0.
+            in_widths = [in_group.width * wiring.in_multiplier] * plan.num_subnetworks
         out_widths = None
         if wiring.out_group is not None and not analysis[wiring.out_group].fixed:
             out_widths = plan.widths(wiring.out_group)

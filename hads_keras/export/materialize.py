@@ -30,6 +30,15 @@ CHANNELWISE = {
     "SUM", "PAD", "PADV2", "ABS",
 }
 
+# Element-wise operators of several inputs (residual ADD, squeeze-and-excite
+# MUL, ...): sliced inputs must agree on the active width; the other inputs
+# broadcast (one channel) or are per-channel constants, cut to the prefix.
+ELEMENTWISE = {"ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "DIV",
+               "SQUARED_DIFFERENCE"}
+
+# Shape operators that keep the channel axis last and untouched.
+_KEEP_LAST_AXIS = {"EXPAND_DIMS", "SQUEEZE"}
+
 # Operator versions written for the builtin operators (the int8 versions
 # of the converter; TFLite Micro ignores versions).
 _VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 4}
@@ -214,12 +223,55 @@ class _Materializer:
         if o != int(y.shape[-1]):
             self.width[int(op.outputs[0])] = o
 
+    def _elementwise(self, op, name, label):
+        graph = self.graph
+        y = graph.tensors[op.outputs[0]]
+        full = int(y.shape[-1])
+        actives = {self.width[int(i)] for i in op.inputs if int(i) in self.width}
+        if len(actives) != 1:
+            raise ValueError(f"{label}: its inputs have different active widths "
+                             f"{sorted(actives)} in subnetwork {self.k}.")
+        active = actives.pop()
+        inputs = np.array(op.inputs, np.int32)
+        for position, index in enumerate(inputs):
+            index = int(index)
+            if index < 0 or index in self.width:
+                continue
+            tensor = graph.tensors[index]
+            size = int(tensor.shape[-1]) if len(tensor.shape) else 1
+            if size == 1:
+                continue  # broadcasts
+            try:
+                data = flatbuffer.tensor_data(self.model, tensor)
+            except ValueError:  # a computed tensor, not a constant
+                data = None
+            if data is None or size != full:
+                raise ValueError(
+                    f"{label}: input '{flatbuffer.tensor_name(tensor)}' has all "
+                    f"{size} channels active while another input has {active} "
+                    f"in subnetwork {self.k}; the groups of an element-wise "
+                    "merge must be sliced alike.")
+            quant = tensor.quantization
+            if quant is not None and quant.scale is not None and len(quant.scale) == full:
+                quant = flatbuffer.quantization(quant.scale[:active],
+                                                quant.zeroPoint[:active],
+                                                quant.quantizedDimension)
+            inputs[position] = flatbuffer.add_tensor(
+                self.model, graph, f"{flatbuffer.tensor_name(tensor)}/sub{self.k}",
+                list(tensor.shape[:-1]) + [active], tensor.type,
+                np.ascontiguousarray(data[..., :active]), quant)
+        op.inputs = inputs
+        self.width[int(op.outputs[0])] = active
+
     def _builtin(self, op, name):
         graph = self.graph
         sliced = [int(i) for i in op.inputs if int(i) in self.width]
         if not sliced:
             return
         label = f"{name} (output '{flatbuffer.tensor_name(graph.tensors[op.outputs[0]])}')"
+        if name in ELEMENTWISE:
+            self._elementwise(op, name, label)
+            return
         x_index = int(op.inputs[0])
         if sliced != [x_index] or len(op.outputs) != 1:
             raise ValueError(
@@ -240,6 +292,15 @@ class _Materializer:
                     raise ValueError(f"{label} pads the channels of a sliced tensor.")
             if int(y.shape[-1]) != int(x.shape[-1]):
                 raise ValueError(f"{label} changes the channel count of a sliced tensor.")
+            self.width[int(op.outputs[0])] = active
+        elif name in _KEEP_LAST_AXIS:
+            if int(y.shape[-1]) != int(x.shape[-1]) or len(y.shape) == 0:
+                raise ValueError(f"{label} moves the channel axis of a sliced tensor.")
+            if name == "EXPAND_DIMS":
+                axis = int(np.atleast_1d(flatbuffer.tensor_data(
+                    self.model, graph.tensors[op.inputs[1]]))[0])
+                if axis == -1 or axis == len(x.shape):
+                    raise ValueError(f"{label} adds an axis after the channels.")
             self.width[int(op.outputs[0])] = active
         elif name == "RESHAPE":
             full_in, full_out = int(x.shape[-1]), int(y.shape[-1])
@@ -266,7 +327,8 @@ class _Materializer:
             raise ValueError(
                 f"{label} reads a sliced activation, and the HADS export does "
                 f"not know whether {name} keeps channels apart. Supported "
-                f"between HADS layers: {sorted(CHANNELWISE | {'RESHAPE'})}.")
+                f"between HADS layers: "
+                f"{sorted(CHANNELWISE | ELEMENTWISE | _KEEP_LAST_AXIS | {'RESHAPE'})}.")
 
 
 def materialize(nested_bytes, k):

@@ -5,13 +5,21 @@ Follows docs/nested_tflite_format.md. Steps:
 1. Convert the full network (subnetwork 0, its BN statistics folded) to a
    full-integer int8 model with the stock converter.
 2. Match its FULLY_CONNECTED / CONV_2D / DEPTHWISE_CONV_2D operators with
-   the Keras layers (same order in a chain, weight shapes checked).
+   the Keras layers (Conv1D becomes CONV_2D on a height-1 image): by kind
+   and weight shape, and where several layers qualify (branches of a
+   residual block may come out in another order) by the int8 weights, which
+   are the layer's kernel quantized per output channel.
 3. Rewrite each operator that touches a sliced group as the CUSTOM
    operator `HADS_*`: its FlexBuffer options carry the builtin options and,
    per subnetwork, the active widths and the requantization multiplier,
    shift and int32 bias of every output channel. The int8 weights stay
    those of the full network, stored once.
 4. Add the int32 model input `subnetwork`, fed to every HADS operator.
+   Element-wise merges (ADD, MUL, ...) stay builtin operators on full-size
+   tensors: the HADS operators write the output zero point (real 0) into
+   inactive channels, and an int8 ADD or MUL of two zero-point values gives
+   the output zero point, so inactive channels stay 0; in any case no active
+   channel ever reads an inactive one.
 5. Store the plan and the labels as metadata.
 
 Per-subnetwork BatchNormalization statistics: folding subnetwork k's
@@ -85,7 +93,6 @@ def layer_infos(network, analysis, plan):
             that the converter cannot fold (it does not directly follow a
             Dense/Conv2D/DepthwiseConv2D without activation).
     """
-    import keras
     from hads_keras import _keras_compat
 
     functional = _keras_compat.as_functional(network)
@@ -114,6 +121,13 @@ def layer_infos(network, analysis, plan):
         elif not analysis[wiring.out_group].fixed:
             info.out_widths = list(plan.widths(wiring.out_group))
         infos[name] = info
+    for fixed_layer in analysis.fixed_layers:
+        layer = network.get_layer(fixed_layer.layer)
+        kind = {"Conv2D": "conv2d", "Conv1D": "conv1d", "Dense": "dense"}.get(
+            type(layer).__name__)
+        if kind is not None:  # grouped convolutions kept whole: builtin, unsliced
+            infos[fixed_layer.layer] = LayerInfo(
+                fixed_layer.layer, kind, tuple(layer.get_weights()[0].shape))
 
     for name, wiring in analysis.wiring.items():
         if wiring.kind != "batchnorm":
@@ -127,6 +141,10 @@ def layer_infos(network, analysis, plan):
         var = np.asarray(bn.moving_variance.numpy(), np.float64)
         if mean.ndim == 1:
             mean, var = mean[None], var[None]
+        if not wiring.varies:
+            # No sliced layer feeds it: every subnetwork uses row 0 (as in
+            # call and extract_subnetwork); the converter folds it as is.
+            continue
         if not foldable:
             if not (np.array_equal(mean, mean[:1].repeat(len(mean), 0)) and
                     np.array_equal(var, var[:1].repeat(len(var), 0))):
@@ -134,8 +152,10 @@ def layer_infos(network, analysis, plan):
                     f"BatchNormalization '{name}' does not directly follow a "
                     "Dense/Conv2D/DepthwiseConv2D without activation, so the "
                     "TFLite converter cannot fold it and its per-subnetwork "
-                    "statistics cannot be exported. Place it right after the "
-                    "layer (activation after the BatchNormalization).")
+                    "statistics cannot be exported (the nested format has no "
+                    "per-subnetwork table for a standalone BatchNormalization "
+                    "yet). Place it right after the layer (activation after the "
+                    "BatchNormalization).")
             continue
         eps = float(bn.epsilon)
         gamma = np.asarray(bn.gamma.numpy(), np.float64) if bn.scale else 1.0
@@ -150,14 +170,75 @@ def layer_infos(network, analysis, plan):
     return list(infos.values())
 
 
-def _check_weights(info, op_name, weights_shape):
-    kh_kw = info.kernel_shape
+def _tflite_weight_shape(info):
+    k = info.kernel_shape
     if info.kind == "dense":
-        expected = (kh_kw[-1], int(np.prod(kh_kw[:-1])))
-    elif info.kind == "conv2d":
-        expected = (kh_kw[3], kh_kw[0], kh_kw[1], kh_kw[2])
-    else:
-        expected = (1, kh_kw[0], kh_kw[1], kh_kw[2] * kh_kw[3])
+        return (k[-1], int(np.prod(k[:-1])))
+    if info.kind == "conv2d":
+        return (k[3], k[0], k[1], k[2])
+    if info.kind == "conv1d":
+        return (k[2], 1, k[0], k[1])
+    return (1, k[0], k[1], k[2] * k[3])
+
+
+def _tflite_layout(info, kernel):
+    """A Keras kernel in the layout of the converter's weights tensor."""
+    if info.kind == "dense":
+        return kernel.reshape(-1, kernel.shape[-1]).T
+    if info.kind == "conv2d":
+        return kernel.transpose(3, 0, 1, 2)
+    if info.kind == "conv1d":
+        return kernel.transpose(2, 0, 1)[:, None]
+    return kernel.reshape(1, kernel.shape[0], kernel.shape[1], -1)
+
+
+def _weight_distance(info, kernel, q):
+    """How far int8 weights `q` are from `kernel` quantized per output
+    channel (a folded BN rescales each output channel, possibly by a
+    negative factor: compare magnitudes relative to each channel's max)."""
+    axis = 3 if info.kind == "depthwise" else 0
+    w = np.abs(_tflite_layout(info, np.asarray(kernel, np.float64)))
+    q = np.abs(q.astype(np.float64))
+    other = tuple(i for i in range(w.ndim) if i != axis)
+    w = w / np.maximum(w.max(axis=other, keepdims=True), 1e-30)
+    q = q / np.maximum(q.max(axis=other, keepdims=True), 1e-30)
+    return float(np.mean(np.abs(w - q)))
+
+
+def match_operators(model, subgraph, ops, infos, network):
+    """The `LayerInfo` of every converter operator (same order as `ops`)."""
+    if len(ops) != len(infos):
+        raise ValueError(
+            f"The converted model has {len(ops)} FULLY_CONNECTED/CONV_2D/"
+            f"DEPTHWISE_CONV_2D operators but the Keras model has "
+            f"{len(infos)} Dense/Conv/DepthwiseConv2D layers "
+            f"({[i.name for i in infos]}); the converter split or merged "
+            "layers in a way the exporter cannot follow.")
+    left = list(infos)
+    matched = []
+    for index, op in enumerate(ops):
+        name = flatbuffer.op_name(model, op)
+        kinds = ("conv2d", "conv1d") if name == "CONV_2D" else (HADS_OPS[name][0],)
+        shape = tuple(int(d) for d in subgraph.tensors[op.inputs[1]].shape)
+        candidates = [i for i in left if i.kind in kinds
+                      and _tflite_weight_shape(i) == shape]
+        if not candidates:
+            raise ValueError(
+                f"Operator {index} ({name}, weights {shape}) matches no "
+                f"remaining Keras layer ({[(i.name, i.kind) for i in left]}); "
+                "the converter changed the graph in a way the exporter cannot "
+                "follow.")
+        if len(candidates) > 1:
+            q = flatbuffer.tensor_data(model, subgraph.tensors[op.inputs[1]])
+            candidates.sort(key=lambda i: _weight_distance(
+                i, network.get_layer(i.name).get_weights()[0], q))
+        matched.append(candidates[0])
+        left.remove(candidates[0])
+    return matched
+
+
+def _check_weights(info, op_name, weights_shape):
+    expected = _tflite_weight_shape(info)
     if tuple(int(d) for d in weights_shape) != expected:
         raise ValueError(
             f"Layer '{info.name}' ({info.kind}, weights {expected}) does not "
@@ -209,7 +290,7 @@ def _options(model, subgraph, op, info, op_name, num):
     full_out = int(w.shape[3] if info.kind == "depthwise" else w.shape[0])
     if info.kind == "dense":
         full_in = int(w.shape[1]) // info.in_spatial
-    elif info.kind == "conv2d":
+    elif info.kind in ("conv2d", "conv1d"):
         full_in = int(w.shape[3])
     else:
         full_in = full_out // info.depth_multiplier
@@ -289,7 +370,8 @@ def in_place_table_problems(model_bytes):
     return problems
 
 
-def rewrite_nested(int8_bytes, infos, num_subnetworks, plan_json, labels=None):
+def rewrite_nested(int8_bytes, infos, num_subnetworks, plan_json, labels=None,
+                   network=None):
     """Turn the converter's int8 model of the full network into the nested one.
 
     Args:
@@ -298,6 +380,9 @@ def rewrite_nested(int8_bytes, infos, num_subnetworks, plan_json, labels=None):
         num_subnetworks: S.
         plan_json: the dict stored as `hads_plan` (gets `operators` added).
         labels: optional list of class labels.
+        network: the Keras network the infos describe; when given, operators
+            are matched to layers by weights (see `match_operators`), else
+            by order.
     """
     model = flatbuffer.load(int8_bytes, "the converted full network")
     if len(model.subgraphs) != 1:
@@ -307,22 +392,21 @@ def rewrite_nested(int8_bytes, infos, num_subnetworks, plan_json, labels=None):
     subgraph = model.subgraphs[0]
     ops = [op for op in subgraph.operators
            if flatbuffer.op_name(model, op) in HADS_OPS]
-    if len(ops) != len(infos):
-        raise ValueError(
-            f"The converted model has {len(ops)} FULLY_CONNECTED/CONV_2D/"
-            f"DEPTHWISE_CONV_2D operators but the Keras model has "
-            f"{len(infos)} Dense/Conv2D/DepthwiseConv2D layers "
-            f"({[i.name for i in infos]}); the converter split or merged "
-            "layers in a way the exporter cannot follow.")
+    if network is None:  # chain models: the converter keeps the layer order
+        if len(ops) != len(infos):
+            match_operators(model, subgraph, ops, infos, None)  # raises
+        matched = infos
+    else:
+        matched = match_operators(model, subgraph, ops, infos, network)
 
     selector = flatbuffer.add_tensor(model, subgraph, SUBNETWORK_INPUT, [1],
                                      schema.TensorType.INT32)
     subgraph.inputs = np.append(subgraph.inputs, selector).astype(np.int32)
     operators = []
-    for index, (op, info) in enumerate(zip(ops, infos)):
+    for index, (op, info) in enumerate(zip(ops, matched)):
         name = flatbuffer.op_name(model, op)
         kind, custom = HADS_OPS[name]
-        if kind != info.kind:
+        if kind != info.kind and not (kind == "conv2d" and info.kind == "conv1d"):
             raise ValueError(
                 f"Operator {index} is {name} but layer '{info.name}' is a "
                 f"{info.kind}; the converter reordered layers.")
@@ -392,7 +476,7 @@ def tflite_nested(model, path=None, representative_data=None, labels=None):
     plan_json = plan.to_dict()
     plan_json["costs"] = subnetwork_costs(network, plan)
     nested = rewrite_nested(int8_bytes, infos, plan.num_subnetworks, plan_json,
-                            labels)
+                            labels, network=network)
     # Every subnetwork must materialize: this checks that the operators
     # between HADS operators keep the channel layout (clear errors if not).
     from hads_keras.export.materialize import materialize

@@ -16,6 +16,18 @@ class SlicedLayerMixin:
 
     _hads_slicing = None
 
+    def __init__(self, *args, hads_keep=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Kept whole: `hads_keras.analyze` never slices this layer's group
+        # (set by `hads_keras.convert(model, keep=[...])`, saved with it).
+        self.hads_keep = bool(hads_keep)
+
+    def get_config(self):
+        config = super().get_config()
+        if self.hads_keep:
+            config["hads_keep"] = True
+        return config
+
     @property
     def hads_slicing(self):
         return self._hads_slicing

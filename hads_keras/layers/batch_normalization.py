@@ -18,6 +18,14 @@ class BatchNormalization(SlicedLayerMixin, keras.layers.BatchNormalization):
     channels with row k and, in training, updates only that row's prefix.
     Inactive channels come out as zeros (not `beta`), so they stay inert.
 
+    Which row a subnetwork uses, the same in `call`, in
+    `hads_keras.extract_subnetwork` and in the TFLite export: row k when the
+    layer's input differs between subnetworks (its group is sliced, or
+    sliced layers feed it), row 0 for every subnetwork when no sliced layer
+    feeds it (a BatchNormalization right after the model input sees the same
+    data in every subnetwork, so one set of statistics is right and every
+    subnetwork trains it).
+
     Args:
         num_subnetworks: number of rows of moving statistics (1 for a plain
             model; `hads_keras.apply` builds models with one row per
