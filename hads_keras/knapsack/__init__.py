@@ -30,23 +30,12 @@ Stage solvers:
                           resources
   ======== ============== ==============================================
 
-The costs="paper" default was chosen by measurement
-(``python benchmarks/knapsack.py --methods=/paper/ --repeats=3
---out=benchmarks/results/knapsack_paper.json``, 2 shared, busy CPU cores:
-medians of 3 plans, bottom-up / top-down, 4 subnetworks at 100/75/50/25 %):
-
-  ========= ============= ============= ===========================
-  model     fptas         cp-sat        knapsack (10 s per stage)
-  ========= ============= ============= ===========================
-  DNN-L     1.93 / 1.25 s 2.29 / 2.94 s 12.2 / 11.5 s, 1 stage at limit
-  CNN-S     0.65 / 1.96 s 0.91 / 1.92 s 0.06 / 0.12 s
-  DS-CNN-S  0.15 / 0.36 s 0.32 / 0.51 s 0.04 / 0.05 s
-  DS-CNN-L  2.08 / 3.61 s 3.57 / 4.28 s 28.8 / 27.2 s, 2 stages at limit
-  ========= ============= ============= ===========================
-
-CP-SAT proves every stage optimal (DS-CNN L: 0.9-1.9 s per stage here,
-its child-process start included); the FPTAS was faster on 11 of the 12
-plans and within 4e-6 (relative) of CP-SAT's importance on every one, so it stays the
+The costs="paper" default was chosen by measurement, side by side in one
+run of ``python benchmarks/knapsack.py --methods=/paper/ --repeats=3
+--out=benchmarks/results/knapsack_paper.json`` (figures there and in the
+README): the FPTAS and a plain CP-SAT take about the same time (DS-CNN L,
+whole plan: 0.6-1.0 s each on 2 busy cores), CP-SAT proves every stage
+optimal and the FPTAS stays within 4e-6 (relative) of it, so the FPTAS stays the
 default; pass solver="cp-sat" for a proof of optimality. OR-Tools'
 branch and bound is fastest on the CNNs but hits its limit on the wide
 models (all units of a group weigh the same). Every solver gives the same

@@ -391,8 +391,13 @@ def _joint(problem, budgets, kw, time_limit, workers, multiple_of, verbose,
             sol = cpsat.stage(problem, budgets[k], minw, full, multiple_of=multiple_of,
                               time_limit=min(left(), time_limit / 10), workers=workers)
         relax += sol.bound
+    # CP-SAT stops a little after max_time_in_seconds, and its answer still
+    # has to come back from the child process: keep a margin for both (the
+    # benchmark saw 61.3 s for time_limit=60 without it, on a busy machine).
+    margin = min(2.0, 0.03 * time_limit)
     W, status, cp_bound, secs = cpsat.joint(problem, budgets, multiple_of=multiple_of,
-                                            time_limit=left(), workers=workers,
+                                            time_limit=max(0.05, left() - margin),
+                                            workers=workers,
                                             hints=cands, log=verbose,
                                             tangent_cuts=tangent_cuts)
     if W is not None:
