@@ -319,12 +319,12 @@ Status MakeConvShape(int batches, int in_height, int in_width,
 // ---------------------------------------------------------------------------
 // Fully connected.
 
-namespace reference {
+namespace {
 
-Status FullyConnectedInt8(const FullyConnectedShape& shape,
-                          const QuantizedParams& params, int active_in,
-                          int active_out, const int8_t* input,
-                          const int8_t* weights, int8_t* output) {
+// What every fully connected kernel checks before it reads anything.
+Status CheckFcArgs(const FullyConnectedShape& shape, int active_in,
+                   int active_out, const void* input, const void* weights,
+                   const void* output) {
   Status st = CheckFcShape(shape);
   if (st != kOk) return st;
   if (input == nullptr || weights == nullptr || output == nullptr) {
@@ -334,6 +334,20 @@ Status FullyConnectedInt8(const FullyConnectedShape& shape,
       !ActiveOk(active_out, shape.out_channels)) {
     return kErrBadActiveWidth;
   }
+  return kOk;
+}
+
+}  // namespace
+
+namespace reference {
+
+Status FullyConnectedInt8(const FullyConnectedShape& shape,
+                          const QuantizedParams& params, int active_in,
+                          int active_out, const int8_t* input,
+                          const int8_t* weights, int8_t* output) {
+  Status st = CheckFcArgs(shape, active_in, active_out, input, weights,
+                          output);
+  if (st != kOk) return st;
   st = CheckQuantizedParams(params, active_out);
   if (st != kOk) return st;
 
@@ -377,15 +391,9 @@ Status FullyConnectedInt8(const FullyConnectedShape& shape,
                           int active_out, const int8_t* input,
                           const int8_t* weights, int8_t* output) {
 #if HADS_OPTIMIZED_KERNELS
-  Status st = CheckFcShape(shape);
+  Status st = CheckFcArgs(shape, active_in, active_out, input, weights,
+                          output);
   if (st != kOk) return st;
-  if (input == nullptr || weights == nullptr || output == nullptr) {
-    return kErrNullPointer;
-  }
-  if (!ActiveOk(active_in, shape.in_channels) ||
-      !ActiveOk(active_out, shape.out_channels)) {
-    return kErrBadActiveWidth;
-  }
   st = CheckQuantizedParams(params, active_out);
   if (st != kOk) return st;
   if (DspKernelsApply(params, active_out)) {
@@ -401,15 +409,9 @@ Status FullyConnectedFloat(const FullyConnectedShape& shape,
                            const FloatParams& params, int active_in,
                            int active_out, const float* input,
                            const float* weights, float* output) {
-  Status st = CheckFcShape(shape);
+  Status st = CheckFcArgs(shape, active_in, active_out, input, weights,
+                          output);
   if (st != kOk) return st;
-  if (input == nullptr || weights == nullptr || output == nullptr) {
-    return kErrNullPointer;
-  }
-  if (!ActiveOk(active_in, shape.in_channels) ||
-      !ActiveOk(active_out, shape.out_channels)) {
-    return kErrBadActiveWidth;
-  }
   if (!(params.act_min <= params.act_max)) return kErrBadActivationRange;
 
   const int row = shape.in_spatial * shape.in_channels;
