@@ -21,7 +21,6 @@ import zlib
 
 import numpy as np
 import pytest
-from flatbuffers import flexbuffers
 
 import single_op_model as som
 from int8_reference import fc_formula
@@ -34,24 +33,6 @@ S = 3
 @pytest.fixture(scope="module")
 def runner(tmp_path_factory):
     return tt.compile_runner(tmp_path_factory.mktemp("hads_ops_runner"))
-
-
-def _options(entries):
-    """FlexBuffer map; int lists as typed vectors (like C++ fbb.Vector)."""
-    fbb = flexbuffers.Builder()
-    with fbb.Map():
-        for key, value in entries.items():
-            fbb.Key(key)
-            if isinstance(value, bool):
-                fbb.Bool(value)
-            elif isinstance(value, (list, tuple)):
-                fbb.TypedVectorFromElements([int(v) for v in value],
-                                            flexbuffers.Type.INT)
-            elif isinstance(value, str):
-                fbb.String(value)
-            else:
-                fbb.Int(int(value))
-    return bytes(fbb.Finish())
 
 
 class Case:
@@ -124,7 +105,7 @@ class Case:
         code = {"fc": "HADS_FULLY_CONNECTED", "conv": "HADS_CONV_2D",
                 "dw": "HADS_DEPTHWISE_CONV_2D"}[self.kind]
         options = (raw_options if raw_options is not None
-                   else _options(entries or self.entries))
+                   else tt.narrow_flexbuffer_map(entries or self.entries))
         return som.hads_operator(code, options, self.w, self.bias[0].astype(
             np.int32), self.x_shape, self.out_shape, self.q, self.dim,
             subnetwork_type)
@@ -301,7 +282,7 @@ def test_randomly_corrupted_options_never_crash(sanitized_runner, tmp_path):
     sanitizer report or a signal (no out-of-bounds read in the parser)."""
     runner = sanitized_runner
     case = Case("fc", 6)
-    good = _options(case.entries)
+    good = tt.narrow_flexbuffer_map(case.entries)
     x = np.zeros(case.x_shape, np.int8)
     rng = np.random.default_rng(7)
     outcomes = set()

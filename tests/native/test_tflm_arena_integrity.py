@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
 
+import test_tflm_interpreter as tt
 from hads_keras.export import arduino, flatbuffer, metadata, tflm_host
 from hads_keras.export.materialize import materialize
 
@@ -45,23 +46,13 @@ def example_model():
 def narrow_tables(model_bytes):
     """The model with its HADS tables re-encoded with the smallest element
     widths (the layout of exports before the tables were read in place)."""
-    from flatbuffers import flexbuffers
     model = flatbuffer.load(model_bytes, "test")
     for op in model.subgraphs[0].operators:
         if op.customOptions is None:
             continue
         entries = flatbuffer.read_flexbuffer_map(op.customOptions)
-        builder = flexbuffers.Builder()
-        with builder.Map():
-            for key, value in entries.items():
-                builder.Key(key)
-                if isinstance(value, bool):
-                    builder.Bool(value)
-                elif isinstance(value, list):
-                    builder.TypedVectorFromElements(value, flexbuffers.Type.INT)
-                else:
-                    builder.Int(value)
-        op.customOptions = np.frombuffer(bytes(builder.Finish()), np.uint8)
+        op.customOptions = np.frombuffer(tt.narrow_flexbuffer_map(entries),
+                                         np.uint8)
     metadata.remove_entry(model, metadata.CRC_KEY)
     return flatbuffer.save(model)
 

@@ -313,8 +313,10 @@ def _fc_tables(model, op, num_subnetworks):
             [int(v) for v in bias] * num_subnetworks)
 
 
-def _flexbuffer_map(entries):
-    """FlexBuffer map; lists become typed int vectors, as C++ fbb.Vector does."""
+def narrow_flexbuffer_map(entries):
+    """FlexBuffer map as C++ ``fbb.Vector`` writes it: int lists become typed
+    vectors of the smallest element width (not the exporter's aligned int32
+    layout), bools, strings and ints stay scalars."""
     from flatbuffers import flexbuffers
     fbb = flexbuffers.Builder()
     with fbb.Map():
@@ -322,10 +324,13 @@ def _flexbuffer_map(entries):
             fbb.Key(key)
             if isinstance(value, bool):
                 fbb.Bool(value)
-            elif isinstance(value, list):
-                fbb.TypedVectorFromElements(value, flexbuffers.Type.INT)
+            elif isinstance(value, (list, tuple)):
+                fbb.TypedVectorFromElements([int(v) for v in value],
+                                            flexbuffers.Type.INT)
+            elif isinstance(value, str):
+                fbb.String(value)
             else:
-                fbb.Int(value)
+                fbb.Int(int(value))
     return bytes(fbb.Finish())
 
 
@@ -382,7 +387,7 @@ def make_nested_fc_model(model_bytes, widths, edit_first_options=None):
         }
         if edit_first_options is not None and op is fc_ops[0]:
             edit_first_options(options_map)
-        op.customOptions = np.frombuffer(_flexbuffer_map(options_map), np.uint8)
+        op.customOptions = np.frombuffer(narrow_flexbuffer_map(options_map), np.uint8)
         op.customOptionsFormat = 0  # FLEXBUFFERS
         op.builtinOptionsType = 0
         op.builtinOptions = None
