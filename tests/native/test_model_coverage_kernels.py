@@ -18,7 +18,8 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import model_zoo  # noqa: E402
-from test_nested_model_kernels import _Op, _reference_tensors  # noqa: E402
+from test_nested_model_kernels import (  # noqa: E402
+    _Op, _reference_tensors, check_operator)
 
 from hads_keras.export import flatbuffer, materialize  # noqa: E402
 
@@ -40,19 +41,6 @@ def test_hads_kernels_equal_materialized_model(kernels, name):
         q = np.clip(np.round(x[:1] / in_scale) + in_zp, -128, 127).astype(np.int8)
         values = _reference_tensors(reference, q)
         for op in ops:
-            x_ref, y_ref = values[op.x_name], values[op.y_name]
-            out, active = op.run(kernels, op.full_input(x_ref, k, rng), k)
-            what = f"{name} k={k} {op.y_name}"
-            assert y_ref.shape[-1] == active, what
-            if op.name == "HADS_FULLY_CONNECTED":
-                act_range = kernels.activation_range_int8(
-                    int(op.options["fused_activation_function"]),
-                    float(op.out_scale[0]), op.out_zp)
-                double, single = op.fc_formulas(x_ref, k, act_range)
-                np.testing.assert_array_equal(
-                    out[..., :active].reshape(double.shape), double, err_msg=what)
-            else:
-                np.testing.assert_array_equal(out[..., :active], y_ref, err_msg=what)
-            assert np.all(out[..., active:] == op.out_zp), what
+            check_operator(kernels, op, values, k, rng, f"{name} k={k} {op.y_name}")
             checked += 1
     assert checked == num * len(ops)
