@@ -9,6 +9,7 @@ import pytest
 from hads_keras.knapsack import (CostTerm, GroupSpec, PeakTerm, Problem, chain,
                                  cpsat, resolve_targets, shapes, solve_problem)
 from hads_keras.knapsack.problem import allowed_widths
+from hads_keras.knapsack.table import TableTerm
 
 
 def _with_quadratic(p, integer_coef=True):
@@ -229,3 +230,122 @@ def test_peak_bad_input_is_named():
     r = solve_problem(far, {"macs": [0.5], "memory": [6.0]}, solver="cp-sat",
                       time_limit=20)
     assert r.stages[1].cost["memory"] <= 6.0
+
+
+def _with_latency(p, seed, monotone=True):
+    """``p`` plus random latency tables: the first layer on its group, one
+    pair table per neighbouring pair (input group first), the classifier on
+    the last group, a constant; grids of 3 widths, values random (``monotone``:
+    non-decreasing in every width, as measured latency is)."""
+    rng = np.random.default_rng(seed)
+    names, full = p.names, p.full_widths
+
+    def axis(i):
+        lo = p.groups[i].min_width
+        return sorted({lo, (lo + int(full[i])) // 2, int(full[i])})
+
+    def values(shape):
+        v = rng.uniform(1.0, 20.0, size=shape)
+        if monotone:
+            for ax in range(v.ndim):
+                v = np.cumsum(v, axis=ax)
+        return v
+
+    tabs = [TableTerm("first", "latency", (names[0],), (axis(0),), values(len(axis(0))))]
+    for i, (a, b) in enumerate(zip(names[:-1], names[1:])):
+        tabs.append(TableTerm(f"layer_{i}", "latency", (a, b), (axis(i), axis(i + 1)),
+                              values((len(axis(i)), len(axis(i + 1))))))
+    tabs.append(TableTerm("logits", "latency", (names[-1],), (axis(len(names) - 1),),
+                          values(len(axis(len(names) - 1)))))
+    tabs.append(TableTerm("rest", "latency", (), (), 7.5))
+    return dataclasses.replace(p, tables=tuple(tabs))
+
+
+def test_table_costs_are_the_interpolated_measurements():
+    p = _with_latency(shapes.dnn((5, 4), n_in=7, n_out=3), seed=0)
+    w = {"dense_0": 4, "dense_1": 3}
+    want = sum(t(*(w[g] for g in t.groups)) for t in p.tables)
+    assert p.cost([4, 3], "latency") == pytest.approx(want, rel=1e-15)
+    assert p.resources == ["macs", "params", "latency"] and p.is_chain()
+    # Node and edge arrays hold the same costs as Problem.cost.
+    doms = [allowed_widths(g) for g in p.groups]
+    const, node, edge = p.chain_costs("latency", doms)
+    i, j = 3, 2  # widths 4 and 3
+    assert const + node[0][i] + node[1][j] + edge[0][i, j] == pytest.approx(
+        p.cost([4, 3], "latency"), rel=1e-14)
+
+
+def test_chain_dp_with_tables_within_eps_of_brute_force():
+    rng = np.random.default_rng(24)
+    cases = [(shapes.dnn((5, 4, 6), n_in=7, n_out=3, seed=9, integer=True), True),
+             (shapes.ds_cnn(5, 2, (3, 2), kernel=(2, 2), seed=10, integer=True), False)]
+    for k, (base, monotone) in enumerate(cases):
+        p = _with_latency(base, seed=k, monotone=monotone)
+        for _ in range(10):
+            lo, hi = _bounds(rng, p)
+            b = _budget(rng, p, lo, hi, "latency")
+            try:
+                opt = chain.brute_force(p, {"latency": b}, lo, hi).profit
+            except ValueError:  # non-monotone costs: lo is not the cheapest
+                continue
+            for eps in (0.0, 0.05):
+                s = chain.chain_dp(p, "latency", b, lo, hi, eps=eps, shortcut=False)
+                assert p.cost(s.widths, "latency") <= b
+                assert opt + 1e-9 >= s.profit >= (1 - eps) * opt - 1e-9
+                if eps == 0:
+                    assert s.profit == opt
+
+
+def test_cpsat_with_tables_and_macs_equals_brute_force():
+    rng = np.random.default_rng(25)
+    p = _with_latency(shapes.dnn((5, 4, 6), n_in=7, n_out=3, seed=11), seed=3)
+    for _ in range(2):
+        lo, hi = _bounds(rng, p)
+        budgets = {"latency": _budget(rng, p, lo, hi, "latency"),
+                   "macs": _budget(rng, p, lo, hi)}
+        bf = chain.brute_force(p, budgets, lo, hi)
+        s = cpsat.stage(p, budgets, lo, hi, time_limit=20)
+        assert s.status == "OPTIMAL"
+        assert all(p.cost(s.widths, r) <= b for r, b in budgets.items())
+        # Rounding the tables up may only lose what 1e-9 of the budget buys.
+        assert s.profit == pytest.approx(bf.profit, rel=1e-6)
+
+
+@pytest.mark.parametrize("method", ["bottom_up", "top_down", "joint"])
+def test_drivers_with_latency_targets(method):
+    p = _with_latency(shapes.dnn((6, 5, 6), n_in=7, n_out=3, seed=12), seed=4)
+    for targets in ({"latency": [0.7, 0.4]},
+                    {"latency": [0.7, 0.4], "macs": [0.8, 0.5]}):
+        r = solve_problem(p, targets, method=method, time_limit=20)
+        W = r.width_matrix()
+        assert np.all(np.diff(W, axis=0) <= 0)
+        for k, s in enumerate(r.stages[1:], start=1):
+            for res in targets:
+                assert p.cost(W[k], res) <= s.budget[res]
+        if method != "joint":  # each stage against brute force within its bounds
+            for k in (1, 2):
+                lo, hi = p.min_widths(), p.full_widths
+                if method == "bottom_up" and k == 1:
+                    lo = W[2]
+                if method == "top_down" and k == 2:
+                    hi = W[1]
+                bf = chain.brute_force(p, r.stages[k].budget, lo, hi)
+                assert r.stages[k].objective >= 0.99 * bf.profit - 1e-9
+
+
+def test_table_bad_input_is_named():
+    p = shapes.dnn((5, 4), n_in=7, n_out=3)
+    short = TableTerm("dense_1", "latency", ("dense_0", "dense_1"), ([2, 5], [1, 4]),
+                      np.ones((2, 2)))
+    with pytest.raises(ValueError, match="layer 'dense_1'.*widths 2..5 of group "
+                                         "'dense_0'.*remeasure"):
+        dataclasses.replace(p, tables=(short,))
+    ok = _with_latency(p, seed=0)
+    with pytest.raises(ValueError, match="latency.*measured in a table.*costs='exact'"):
+        solve_problem(ok, {"latency": [0.5]}, costs="paper")
+    with pytest.raises(ValueError, match="solver='ip'.*latency tables"):
+        solve_problem(ok, {"latency": [0.5]}, solver="ip")
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        TableTerm("x", "latency", ("dense_0",), ([1, 5],), [1.0, np.nan])
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        TableTerm("x", "latency", ("dense_0",), ([1, 5],), [1.0, -2.0])

@@ -207,6 +207,11 @@ def chain_dp(problem: Problem, resource: str | None, budget: float | None, lo, h
         raise ValueError(f"eps must be in [0, 1), got {eps}.")
     original = problem
     unit = 1.0
+    if resource is not None and problem.has_tables(resource):
+        # Measured costs are floats, summed here in another order than
+        # Problem.cost sums them: a relative margin far below any
+        # measurement's precision keeps the plan within the exact cost too.
+        budget = budget * (1 - 1e-12)
     if eps > 0:
         # Importance / its largest score: the same plan for any scale of the
         # scores (the exact DP, eps = 0, counts integer importance as it is).

@@ -16,6 +16,13 @@ A term on one group twice, ``groups=(g, g)``, is a quadratic self term
 ``coef * s_g ** 2`` (a layer whose input and output are the same group, or
 a cost fitted as a quadratic in one width).
 
+A *table term* (:class:`hads_keras.knapsack.table.TableTerm`, in
+``Problem(..., tables=...)``) is a measured cost of one layer on a grid of
+the widths of its 0, 1 or 2 groups, interpolated between grid points
+(latency: instructions, cycles, microseconds); it adds to its resource like
+a cost term, and on a chain it is any function of one width or of two
+neighbouring widths, which the chain DP handles exactly.
+
 A *peak resource* (activation memory, say) is not a sum over layers but a
 maximum over operators: :class:`PeakTerm` lists one operator's terms, and a
 subnetwork's cost of that resource is the largest operator sum. A resource
@@ -37,6 +44,8 @@ import numbers
 from typing import Mapping, Sequence
 
 import numpy as np
+
+from hads_keras.knapsack.table import TableTerm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,16 +166,19 @@ class PeakTerm:
 @dataclasses.dataclass(frozen=True)
 class Problem:
     """Sliceable groups (network order), the cost terms of every additive
-    resource and the operators of every peak resource."""
+    resource, its measured table terms, and the operators of every peak
+    resource."""
 
     groups: tuple[GroupSpec, ...]
     terms: tuple[CostTerm, ...]
     peaks: tuple[PeakTerm, ...] = ()
+    tables: tuple[TableTerm, ...] = ()
 
     def __post_init__(self):
         groups = tuple(self.groups)
         terms = tuple(self.terms)
         peaks = tuple(self.peaks)
+        tables = tuple(self.tables)
         names = [g.name for g in groups]
         if len(set(names)) != len(names):
             raise ValueError(f"Duplicate group names in {names}.")
@@ -180,7 +192,25 @@ class Problem:
                     raise ValueError(
                         f"Cost term of layer '{t.layer}' refers to unknown group "
                         f"'{g}'; known groups: {names}.")
-        both = sorted({t.resource for t in terms} & {p.resource for p in peaks})
+        by_name = {g.name: g for g in groups}
+        for t in tables:
+            if not isinstance(t, TableTerm):
+                raise TypeError(f"tables must be TableTerms, got {type(t).__name__}.")
+            for g, axis in zip(t.groups, t.axes):
+                if g not in known:
+                    raise ValueError(
+                        f"Table term of layer '{t.layer}' refers to unknown group "
+                        f"'{g}'; known groups: {names}.")
+                need = (by_name[g].min_width, by_name[g].width)
+                if axis[0] > need[0] or axis[-1] < need[1]:
+                    raise ValueError(
+                        f"Latency table: layer '{t.layer}' was measured at widths "
+                        f"{axis[0]}..{axis[-1]} of group '{g}' (grid "
+                        f"{axis.tolist()}), but subnetworks may use widths "
+                        f"{need[0]}..{need[1]}; remeasure the table with a grid "
+                        f"from {need[0]} to {need[1]} (or raise min_width).")
+        both = sorted(({t.resource for t in terms} | {t.resource for t in tables})
+                      & {p.resource for p in peaks})
         if both:
             raise ValueError(
                 f"Resource(s) {both} have both additive cost terms and peak "
@@ -189,6 +219,7 @@ class Problem:
         object.__setattr__(self, "groups", groups)
         object.__setattr__(self, "terms", terms)
         object.__setattr__(self, "peaks", peaks)
+        object.__setattr__(self, "tables", tables)
 
     # -- basic views -------------------------------------------------------
     @property
@@ -206,7 +237,8 @@ class Problem:
     def resources(self) -> list[str]:
         """Additive resources first, then peak resources (first-seen order)."""
         out = []
-        for r in [t.resource for t in self.terms] + [p.resource for p in self.peaks]:
+        for r in ([t.resource for t in self.terms] + [t.resource for t in self.tables]
+                  + [p.resource for p in self.peaks]):
             if r not in out:
                 out.append(r)
         return out
@@ -222,7 +254,11 @@ class Problem:
         return [p for p in self.peaks if p.resource == resource]
 
     def _additive_terms(self, resource: str) -> list:
-        return [t for t in self.terms if t.resource == resource]
+        """CostTerms and TableTerms of an additive resource."""
+        return [t for t in self.terms + self.tables if t.resource == resource]
+
+    def has_tables(self, resource: str) -> bool:
+        return any(t.resource == resource for t in self.tables)
 
     def _check_resource(self, resource: str):
         if resource not in self.resources:
@@ -382,14 +418,17 @@ class Problem:
         every ``s``.
         """
         self._check_resource(resource)
-        if self.is_peak(resource):
+        if self.is_peak(resource) or self.has_tables(resource):
+            what = ("a peak resource (a max over operators)" if self.is_peak(resource)
+                    else "measured in a table (no fixed cost per unit)")
             raise ValueError(
                 f"costs='paper' (equation 1) charges every unit a fixed weight of "
-                f"a sum; '{resource}' is a peak resource (a max over operators). "
-                "Use costs='exact'.")
+                f"a sum; '{resource}' is {what}. Use costs='exact'.")
         full = self.full_widths
         const, w = 0.0, np.zeros(len(self.groups))
-        for t in self._additive_terms(resource):
+        for t in self.terms:
+            if t.resource != resource:
+                continue
             if not t.groups:
                 const += t.coef
             elif len(t.groups) == 1:
@@ -423,15 +462,22 @@ class Problem:
         return float(sum(g.prefix[int(s)] for g, s in zip(self.groups, w)))
 
 
-def term_value(term: CostTerm, widths: Mapping[str, float]) -> float:
+def term_value(term, widths: Mapping[str, float]) -> float:
     """One term's cost at ``widths`` (group name -> width); ``(g, g)`` gives
-    ``coef * s_g ** 2``."""
+    ``coef * s_g ** 2``, a TableTerm its interpolated measurement."""
+    if isinstance(term, TableTerm):
+        return term(*(widths[g] for g in term.groups))
     return term.coef * math.prod(widths[g] for g in term.groups)
 
 
-def _on_span(term: CostTerm, idx, problem: Problem, doms) -> np.ndarray:
+def _on_span(term, idx, problem: Problem, doms) -> np.ndarray:
     """A term's cost on the cartesian product of the allowed widths of the
     groups at positions ``idx`` (sorted, as :meth:`Problem._span` gives)."""
+    if isinstance(term, TableTerm):
+        vals = term.on_domains(*(doms[problem.index(g)] for g in term.groups))
+        if len(idx) == 2 and problem.index(term.groups[0]) > idx[0]:
+            vals = vals.T  # the table's input group comes later in the chain
+        return vals
     if not idx:
         return np.float64(term.coef)
     if len(idx) == 1:  # s_g, or s_g ** 2 for a quadratic self term
