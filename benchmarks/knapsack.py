@@ -12,6 +12,20 @@ with the paper's equation 1. Prints a table and writes JSON.
     # equation 1's solvers side by side (the costs="paper" default):
     python benchmarks/knapsack.py --methods=/paper/ \
         --out=benchmarks/results/knapsack_paper.json
+    # latency budgets from a latency table (DS-CNN L, knapsack_latency.json):
+    python benchmarks/knapsack.py --latency
+
+The latency case solves DS-CNN L under latency targets 100/75/50/25 %
+with a table on a grid of widths (``--grid_points`` per group). Until the
+Cortex-M4 QEMU tables exist it builds the table from a cost model of the
+HADS int8 kernels (``cost_model``: instructions per MAC by kind, as
+benchmarks/kernels.py measured them roughly - depthwise 7, pointwise and
+dense 2, first conv 3 - input channels counted in SIMD blocks of 4, plus a
+per-output and a per-call overhead), so the table is not bilinear and the
+grid interpolates it; the JSON says so. It records per stage the solve
+time (median over --repeats), the table cost / budget, the cost model at
+the plan's widths / budget (what the grid misses), and the MAC-budget plan
+against the latency plan at equal table latency.
 """
 
 import json
@@ -24,7 +38,13 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+import dataclasses  # noqa: E402
+import math  # noqa: E402
+
+import numpy as np  # noqa: E402
+
 from hads_keras.knapsack import shapes, solve_problem  # noqa: E402
+from hads_keras.knapsack.table import TableTerm  # noqa: E402
 from benchmarks import provenance  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -42,7 +62,11 @@ flags.DEFINE_bool("tangent_cuts", False, "Also run the joint model with tangent 
 flags.DEFINE_bool("slow", True, "Also run OR-Tools knapsack, CP-SAT stages, IP, joint.")
 flags.DEFINE_integer("seed", 0, "Seed of the random importance.")
 flags.DEFINE_string("out", os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                        "results", "knapsack.json"), "JSON output.")
+                                        "results", "knapsack.json"),
+                    "JSON output (with --latency: results/knapsack_latency.json).")
+flags.DEFINE_bool("latency", False,
+                  "Run the latency-table case on DS-CNN L instead (see the docstring).")
+flags.DEFINE_integer("grid_points", 9, "Latency case: grid widths per group.")
 
 TARGETS = {"macs": [1.0, 0.75, 0.5, 0.25]}
 
@@ -73,8 +97,148 @@ def _run(problem, repeats, **kw):
     return r, _summary(r, times, stage_times)
 
 
+# The cost model of the latency case (instructions of the HADS int8 kernels,
+# rough figures): per MAC by layer kind, per output element, per call.
+INSTR_PER_MAC = {"conv": 3.0, "depthwise": 7.0, "pointwise": 2.0, "logits": 2.0}
+PER_OUTPUT, PER_CALL, SIMD = 12.0, 300.0, 4
+POSITIONS = 25 * 10  # DS-CNN L's feature map
+
+
+def _kind(layer):
+    return ("conv" if layer == "conv_0" else "logits" if layer == "logits"
+            else "depthwise" if layer.startswith("depthwise") else "pointwise")
+
+
+def cost_model(layer, coef, widths):
+    """Instructions of one layer at `widths` (its groups, input first):
+    MACs (input channels in SIMD blocks for the layers that reduce over
+    them), times the kind's instructions per MAC, plus overheads."""
+    kind = _kind(layer)
+    w = [float(x) for x in widths]
+    if kind in ("pointwise", "logits") and len(w) == 2:
+        w[0] = math.ceil(w[0] / SIMD) * SIMD
+    elif kind == "logits":
+        w[0] = math.ceil(w[0] / SIMD) * SIMD
+    macs = coef * math.prod(w)
+    outputs = 12 if kind == "logits" else POSITIONS * widths[-1]
+    return INSTR_PER_MAC[kind] * macs + PER_OUTPUT * outputs + PER_CALL
+
+
+def grid(width, points, minimum=1):
+    return sorted({int(round(v)) for v in
+                   [minimum + (width - minimum) * i / (points - 1) for i in range(points)]})
+
+
+def latency_problem(p, points):
+    """``p`` with one TableTerm per layer of its MAC terms, measured by
+    `cost_model` on a grid of `points` widths per group."""
+    tables = []
+    for t in p.terms:
+        if t.resource != "macs":
+            continue
+        axes = [grid(p.groups[p.index(g)].width, points, p.groups[p.index(g)].min_width)
+                for g in t.groups]
+        values = np.zeros([len(a) for a in axes])
+        for idx in np.ndindex(*values.shape):
+            values[idx] = cost_model(t.layer, t.coef, [a[i] for a, i in zip(axes, idx)])
+        tables.append(TableTerm(t.layer, "latency", t.groups, axes, values))
+    return dataclasses.replace(p, tables=tuple(tables))
+
+
+def model_latency(p, widths):
+    """The cost model (not the table) at one subnetwork's widths."""
+    at = dict(zip(p.names, widths))
+    return sum(cost_model(t.layer, t.coef, [at[g] for g in t.groups])
+               for t in p.terms if t.resource == "macs")
+
+
+def latency_main():
+    p = latency_problem(shapes.paper_models(seed=FLAGS.seed)["DS-CNN-L"],
+                        FLAGS.grid_points)
+    targets = {"latency": [1.0, 0.75, 0.5, 0.25]}
+    out = {"model": "DS-CNN-L", "targets": targets["latency"], "eps": FLAGS.eps,
+           "seed": FLAGS.seed, "cpu_count": os.cpu_count(),
+           "table": {"source": "cost model (no QEMU table yet): instructions per MAC "
+                               f"{INSTR_PER_MAC}, per output {PER_OUTPUT}, per call "
+                               f"{PER_CALL}, input channels in blocks of {SIMD}",
+                     "grid_points": FLAGS.grid_points,
+                     "full_latency": p.full_cost("latency")},
+           "runs": {}}
+    print(f"== DS-CNN-L latency table ({FLAGS.grid_points} widths per group), full "
+          f"{p.full_cost('latency'):,.0f} instructions", flush=True)
+    both = dict(targets, macs=[1.0, 0.7, 0.5, 0.3])
+    runs = []
+    for m in ("bottom_up", "top_down"):
+        runs += [(f"{m}/fptas", p, targets, dict(method=m, eps=FLAGS.eps), FLAGS.repeats),
+                 (f"{m}/fptas-dp", p, targets, dict(method=m, eps=FLAGS.eps,
+                                                    shortcut=False), FLAGS.repeats),
+                 # latency and MACs: the chain DP on a surrogate (the default)
+                 (f"{m}/latency+macs/fptas", p, both, dict(method=m, eps=FLAGS.eps),
+                  FLAGS.repeats)]
+    if FLAGS.slow:  # CP-SAT's element encoding of the tables, on DS-CNN S
+        small = latency_problem(shapes.paper_models(seed=FLAGS.seed)["DS-CNN-S"],
+                                FLAGS.grid_points)
+        runs += [("DS-CNN-S/bottom_up/fptas", small, targets,
+                  dict(method="bottom_up", eps=FLAGS.eps), FLAGS.repeats),
+                 ("DS-CNN-S/bottom_up/cp-sat", small, targets,
+                  dict(method="bottom_up", solver="cp-sat",
+                       time_limit=FLAGS.stage_time), 1)]
+    for key, p, targets, kw, reps in runs:
+        times, stage_times = [], []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            r = solve_problem(p, targets, **kw)
+            times.append(time.perf_counter() - t0)
+            stage_times.append([s.seconds for s in r.stages[1:]])
+        W = r.width_matrix()
+        run = {"median_s": statistics.median(times), "times_s": times,
+               "stage_s_median": [statistics.median(t) for t in zip(*stage_times)],
+               "objective": r.total_objective(),
+               "status": [s.status for s in r.stages[1:]],
+               "stage_gap": [s.gap for s in r.stages[1:]],
+               "budget_use_table": [s.budget_use("latency") for s in r.stages[1:]],
+               "budget_use_macs": [s.cost.get("macs", 0) / s.budget["macs"]
+                                   for s in r.stages[1:]] if "macs" in targets else None,
+               "budget_use_cost_model": [model_latency(p, W[k]) / r.stages[k].budget["latency"]
+                                         for k in range(1, len(r.stages))],
+               "widths": {k: list(v) for k, v in r.widths.items()}}
+        out["runs"][key] = run
+        print(f"  {key:20s} {run['median_s']:7.3f} s  importance {run['objective']:10.3f}"
+              f"  stages {' '.join(f'{t:.3f}' for t in run['stage_s_median'])} s"
+              f"  table/budget {' '.join(f'{u:.4f}' for u in run['budget_use_table'])}"
+              f"  model/budget {' '.join(f'{u:.4f}' for u in run['budget_use_cost_model'])}"
+              f"  {','.join(sorted(set(run['status'])))}", flush=True)
+    p = latency_problem(shapes.paper_models(seed=FLAGS.seed)["DS-CNN-L"],
+                        FLAGS.grid_points)
+    # The MAC-budget plan against the latency plan at the MAC plan's latency.
+    # (eps 1e-3: closer to the optimum than the FPTAS default, so that the
+    # comparison shows the cost model rather than the rounding.)
+    macs = solve_problem(p, {"macs": [1.0, 0.75, 0.5, 0.25]}, eps=1e-3)
+    lat = [p.cost(w, "latency") for w in macs.width_matrix()]
+    same = solve_problem(p, {"latency": lat[1:]}, eps=1e-3)
+    cmp = {"mac_plan_latency": lat,
+           "mac_plan_importance": [s.objective for s in macs.stages],
+           "latency_plan_latency": [s.cost["latency"] for s in same.stages],
+           "latency_plan_importance": [s.objective for s in same.stages]}
+    out["mac_plan_vs_latency_plan"] = cmp
+    print("  at the MAC plan's latency: importance "
+          + ", ".join(f"{a:.2f} (MAC plan) vs {b:.2f} (latency plan)"
+                      for a, b in zip(cmp["mac_plan_importance"][1:],
+                                      cmp["latency_plan_importance"][1:])), flush=True)
+    provenance.stamp(out, ["benchmarks/knapsack.py", "hads_keras/knapsack"],
+                     "python " + " ".join(sys.argv))
+    path = FLAGS.out if FLAGS["out"].present else os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "results", "knapsack_latency.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1)
+    print(f"wrote {path}")
+
+
 def main(argv):
     del argv
+    if FLAGS.latency:
+        return latency_main()
     models = shapes.paper_models(seed=FLAGS.seed)
     results = {"targets": TARGETS["macs"], "eps": FLAGS.eps, "seed": FLAGS.seed,
                "cpu_count": os.cpu_count(), "models": {}}

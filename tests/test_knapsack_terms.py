@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from hads_keras.knapsack import (CostTerm, GroupSpec, PeakTerm, Problem, chain,
-                                 cpsat, resolve_targets, shapes, solve_problem)
+                                 cpsat, resolve_targets, shapes, solve_problem,
+                                 surrogate)
 from hads_keras.knapsack.problem import allowed_widths
 from hads_keras.knapsack.table import TableTerm
 
@@ -349,3 +350,29 @@ def test_table_bad_input_is_named():
         TableTerm("x", "latency", ("dense_0",), ([1, 5],), [1.0, np.nan])
     with pytest.raises(ValueError, match="finite and >= 0"):
         TableTerm("x", "latency", ("dense_0",), ([1, 5],), [1.0, -2.0])
+
+
+def test_several_budgets_on_the_chain_dp_surrogate_against_brute_force():
+    """Latency and MACs together: within both budgets, its bound above the
+    brute-force optimum, and close to it on these small instances."""
+    rng = np.random.default_rng(26)
+    p = _with_latency(shapes.dnn((6, 5, 6), n_in=7, n_out=3, seed=13), seed=5)
+    gaps = []
+    for _ in range(12):
+        lo, hi = _bounds(rng, p)
+        budgets = {"latency": _budget(rng, p, lo, hi, "latency"),
+                   "macs": _budget(rng, p, lo, hi)}
+        try:
+            bf = chain.brute_force(p, budgets, lo, hi)
+        except ValueError:
+            continue
+        s = surrogate.several_budgets(p, budgets, lo, hi, eps=0.01)
+        assert all(p.cost(s.widths, r) <= b for r, b in budgets.items())
+        assert s.profit <= bf.profit + 1e-9
+        assert s.bound >= bf.profit * (1 - 1e-9)
+        gaps.append(1 - s.profit / bf.profit)
+    assert len(gaps) >= 6 and max(gaps) < 0.02
+    # The default for latency + MACs is this chain DP.
+    r = solve_problem(p, {"latency": [0.6, 0.3], "macs": [0.7, 0.4]})
+    assert r.solver == "fptas"
+    assert all(s.cost[x] <= s.budget[x] for s in r.stages for x in s.budget)

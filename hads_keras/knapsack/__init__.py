@@ -12,6 +12,16 @@ sorted importance, cost terms per layer and resource) and call
 
 Methods: "bottom_up", "top_down" (one stage at a time) and "joint" (one
 CP-SAT model of all stages, warm-started with both, with a proven gap).
+
+Cost terms (``problem``): ``CostTerm`` (coef * the widths of 0, 1 or 2
+groups; ``(g, g)`` is coef * s_g**2), ``TableTerm`` in ``tables=`` (a
+measured latency on a grid of widths, interpolated; ``table``), both adding
+to their resource, and ``PeakTerm`` in ``peaks=`` (a resource that is the
+max over operators of their sums, e.g. activation memory: a limit, not a
+budget to trade). ``include_full=False`` lets subnetwork 0 itself be cut
+to the first budgets. On a chain every term is a node cost (one width) or
+an edge cost (two neighbouring widths) and a peak operator forbids widths
+or pairs, so the chain DP stays exact for all of them:
 Cost models: costs="exact" (bilinear, what the subnetwork really costs) or
 costs="paper" (the paper's equation 1: each unit at full neighbour width).
 Stage solvers:
@@ -19,9 +29,15 @@ Stage solvers:
   ======== ============== ==============================================
   costs    solver         guarantee / notes
   ======== ============== ==============================================
-  exact    fptas (dflt)   (1 - eps) OPT; chain DP + Lagrangian, ms-s
+  exact    fptas (dflt)   (1 - eps) OPT; chain DP + Lagrangian, ms-s; one
+                          budget plus any peak limits (constraints)
+  exact    fptas, several budgets: chain DP on a surrogate of them
+                          (``surrogate``; proven gap, no (1 - eps)); the
+                          default when a latency table is among them
   exact    dp             exact; integer importance only
-  exact    cp-sat         exact given time; several resources (dflt then)
+  exact    cp-sat         exact given time; several resources (dflt then,
+                          except with tables: their element encoding is
+                          too slow at 64+ units per group)
   exact    ip             the paper's Appendix A.1 IP on CP-SAT (slow)
   paper    fptas (dflt)   (1 - eps) OPT; Hertrich & Skutella profit DP
   paper    dp             exact profit DP; integer importance only
@@ -45,12 +61,13 @@ largest score first).
 If TensorFlow was imported before this package, CP-SAT runs in a
 TensorFlow-free child process (see ``_isolate``: they crash together).
 
-Modules: ``problem`` (data and costs), ``knapsack01`` (equation 1: DP,
-FPTAS, OR-Tools knapsack, CP-SAT), ``chain`` (exact bilinear costs: chain
-DP with a (1 - eps) guarantee), ``cpsat`` (exact-cost CP-SAT stage, the
-paper's depthwise IP, the joint nested model), ``drivers`` (bottom-up,
-top-down, joint), ``report`` (result and table), ``shapes`` (synthetic
-problems with the paper's model shapes).
+Modules: ``problem`` (data and costs), ``table`` (measured cost terms),
+``knapsack01`` (equation 1: DP, FPTAS, OR-Tools knapsack, CP-SAT),
+``chain`` (exact costs on a chain: chain DP with a (1 - eps) guarantee),
+``surrogate`` (several budgets on the chain DP), ``cpsat`` (exact-cost
+CP-SAT stage, the paper's depthwise IP, the joint nested model),
+``drivers`` (bottom-up, top-down, joint), ``report`` (result and table),
+``shapes`` (synthetic problems with the paper's model shapes).
 """
 
 from hads_keras.knapsack.drivers import solve_problem, solve_stage

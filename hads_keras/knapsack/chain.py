@@ -1,10 +1,15 @@
-"""Stage solver with exact (bilinear) costs for chain-structured networks.
+"""Stage solver with exact costs for chain-structured networks.
 
 One stage: choose a slicing point ``s_g`` per group, within bounds
 ``lo_g <= s_g <= hi_g`` (bottom-up: the previous, smaller subnetwork;
 top-down: the previous, larger one), maximizing the importance kept
 ``sum_g P_g(s_g)`` (``P_g`` the prefix sums, concave) subject to the exact
-cost ``C + sum_g b_g s_g + sum_g a_g s_g s_{g+1} <= B``.
+cost ``C + sum_g n_g(s_g) + sum_g e_g(s_g, s_{g+1}) <= B``: node costs
+``n_g`` (linear, quadratic self terms, unary latency tables) and edge costs
+``e_g`` (bilinear pairs, pair latency tables), arrays over the allowed
+widths, so any cost of one width or of two neighbouring widths is exact.
+Peak limits (``limits``) forbid single widths or neighbouring pairs; the
+DPs below only walk allowed ones, so the guarantee holds with them.
 
 Algorithm (``chain_dp``), with its guarantee:
 
@@ -18,7 +23,7 @@ Algorithm (``chain_dp``), with its guarantee:
    the least exact cost: the loss of group g at width s is
    ``P_g(hi_g) - P_g(s)``, rounded up to a multiple of ``K = eps * LB / G``
    (G = groups with a choice). The transition
-   ``min_s f[s, q] + a_g s t`` is done for all (s, t, q) with NumPy.
+   ``min_s f[s, q] + e_g(s, t)`` is done for all (s, t, q) with NumPy.
    The returned solution loses at most G*K more than the optimum:
    **profit >= OPT - eps * LB >= (1 - eps) OPT**. With integer importance
    and ``K = 1`` (``eps = 0``) the DP is exact. Only loss levels up to
@@ -27,12 +32,14 @@ Algorithm (``chain_dp``), with its guarantee:
    small because a stage's optimum loses only part of the importance.
    Time O(sum_g |S_g| |S_{g+1}| Q), memory O(sum_g |S_g| Q).
 
-Costs are counted exactly (float64 holds integer costs < 2**53 exactly).
-One resource per call; several resources need solver='cp-sat'.
+Costs are counted exactly (float64 holds integer costs < 2**53 exactly;
+latency tables are floats: the budget keeps a 1e-12 relative margin).
+One additive resource per call (``surrogate`` combines several).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
 import time
@@ -106,8 +113,17 @@ class _Chain:
             node_ok = [a & b for a, b in zip(node_ok, n_ok)]
             edge_ok = [a & b for a, b in zip(edge_ok, e_ok)]
         self.node_ok, self.edge_ok = node_ok, edge_ok
-        self.node_pen = [np.where(ok, 0.0, -np.inf) for ok in node_ok]
-        self.edge_pen = [np.where(ok, 0.0, -np.inf) for ok in edge_ok]
+        # None where everything is allowed (skips an addition per DP step).
+        self.node_pen = [None if ok.all() else np.where(ok, 0.0, -np.inf)
+                         for ok in node_ok]
+        self.edge_pen = [None if ok.all() else np.where(ok, 0.0, -np.inf)
+                         for ok in edge_ok]
+
+    def with_costs(self, const, node, edge):
+        """The same chain (domains, profits, limits) with other costs."""
+        other = copy.copy(self)
+        other.const, other.node, other.edge = const, node, edge
+        return other
 
     def cost(self, idx):
         c = self.const + sum(float(n[i]) for n, i in zip(self.node, idx))
@@ -121,14 +137,19 @@ class _Chain:
         return float(sum(p[i] for p, i in zip(self.prof, idx)))
 
     def best_path(self, node_value, edge_value):
-        """argmax over allowed paths of sum node_value + sum edge_value
-        (exact DP, O(S^2) per group); returns (indices, value)."""
-        v = node_value[0] + self.node_pen[0]
+        """argmax over allowed paths of sum_g node_value(g) + sum_g
+        edge_value(g) (callables giving arrays shaped like node[g] and
+        edge[g]; exact DP, O(S^2) per group); returns (indices, value)."""
+        def allowed(value, pen):
+            return value if pen is None else value + pen
+
+        v = allowed(node_value(0), self.node_pen[0])
         back = []
         for g in range(1, self.G):
-            m = v[:, None] + edge_value[g - 1] + self.edge_pen[g - 1]
+            m = allowed(v[:, None] + edge_value(g - 1), self.edge_pen[g - 1])
             arg = np.argmax(m, axis=0)
-            v = m[arg, np.arange(m.shape[1])] + node_value[g] + self.node_pen[g]
+            v = allowed(m[arg, np.arange(m.shape[1])] + node_value(g),
+                        self.node_pen[g])
             back.append(arg)
         idx = [int(np.argmax(v))]
         for g in range(self.G - 1, 0, -1):
@@ -137,13 +158,13 @@ class _Chain:
 
     def lagrangian(self, lam):
         """argmax sum P - lam * cost over the allowed chain."""
-        idx, val = self.best_path([p - lam * n for p, n in zip(self.prof, self.node)],
-                                  [-lam * e for e in self.edge])
+        idx, val = self.best_path(lambda g: self.prof[g] - lam * self.node[g],
+                                  lambda g: -lam * self.edge[g])
         return idx, val - lam * self.const
 
     def cheapest(self):
         """The allowed widths of least cost (None if no widths are allowed)."""
-        idx, val = self.best_path([-n for n in self.node], [-e for e in self.edge])
+        idx, val = self.best_path(lambda g: -self.node[g], lambda g: -self.edge[g])
         return (idx if np.isfinite(val) else None)
 
 
@@ -224,9 +245,12 @@ def chain_dp(problem: Problem, resource: str | None, budget: float | None, lo, h
 
 
 def _chain_dp(problem, resource, budget, lo, hi, eps, multiple_of, shortcut,
-              max_cells, limits=None) -> StageSolution:
+              max_cells, limits=None, ch=None) -> StageSolution:
+    """``ch``: the chain already built (its costs those of ``resource``, a
+    name for messages; see ``surrogate``)."""
     t0 = time.perf_counter()
-    ch = _Chain(problem, resource, lo, hi, multiple_of, limits)
+    if ch is None:
+        ch = _Chain(problem, resource, lo, hi, multiple_of, limits)
     integer = eps == 0 and all(np.all(p == np.round(p)) for p in ch.prof)
     if eps == 0 and not integer:
         raise ValueError(
@@ -238,7 +262,7 @@ def _chain_dp(problem, resource, budget, lo, hi, eps, multiple_of, shortcut,
             f"Stage infeasible: no widths in [{list(map(int, lo))}, "
             f"{list(map(int, hi))}] keep every operator within the limits "
             f"{limits}.")
-    if resource is None:  # only limits: the best allowed widths, exactly
+    if resource is None and budget is None:  # only limits: the best allowed widths
         idx, _ = ch.lagrangian(0.0)
         w = np.array([d[i] for d, i in zip(ch.doms, idx)])
         return StageSolution(w, ch.profit(idx), "OPTIMAL", time.perf_counter() - t0,
@@ -274,8 +298,8 @@ def _chain_dp(problem, resource, budget, lo, hi, eps, multiple_of, shortcut,
     inf = np.inf
     qs = np.arange(Q)
     # Costs with forbidden widths and pairs at +inf (never the minimum).
-    node = [n - pen for n, pen in zip(ch.node, ch.node_pen)]
-    edge = [e - pen for e, pen in zip(ch.edge, ch.edge_pen)]
+    node = [n if pen is None else n - pen for n, pen in zip(ch.node, ch.node_pen)]
+    edge = [e if pen is None else e - pen for e, pen in zip(ch.edge, ch.edge_pen)]
     f = np.where(qs[None, :] >= r[0][:, None], (ch.const + node[0])[:, None], inf)
     f[f > budget] = inf
     fs = [f]

@@ -25,7 +25,7 @@ import warnings
 
 import numpy as np
 
-from hads_keras.knapsack import chain, cpsat, knapsack01
+from hads_keras.knapsack import chain, cpsat, knapsack01, surrogate
 from hads_keras.knapsack.chain import StageSolution, stage_domains
 from hads_keras.knapsack.problem import Problem, allowed_widths, resolve_targets
 from hads_keras.knapsack.report import KnapsackResult, StageReport
@@ -96,11 +96,16 @@ def _solve_stage(problem, budgets, lo, hi, costs, solver, eps, multiple_of,
                  time_limit, workers, hint, shortcut) -> StageSolution:
     if costs == "exact":
         additive, limits = split_budgets(problem, budgets)
+        if solver == "fptas" and len(additive) > 1:
+            return surrogate.several_budgets(problem, additive, lo, hi, eps=eps,
+                                             multiple_of=multiple_of,
+                                             shortcut=shortcut, limits=limits)
         if solver in ("fptas", "dp"):
             if len(additive) > 1:
                 raise ValueError(
                     f"solver='{solver}' with costs='exact' handles one resource "
-                    f"(plus peak limits), got {list(additive)}; use solver='cp-sat' "
+                    f"(plus peak limits), got {list(additive)}; use solver='fptas' "
+                    "(a surrogate of the budgets, proven gap) or solver='cp-sat' "
                     "for several.")
             (r, b), = additive.items() or [(None, None)]
             return chain.chain_dp(problem, r, b, lo, hi,
@@ -108,13 +113,19 @@ def _solve_stage(problem, budgets, lo, hi, costs, solver, eps, multiple_of,
                                   multiple_of=multiple_of, shortcut=shortcut,
                                   limits=limits)
         if solver == "cp-sat":
-            if hint is None and len(additive) <= 1:
+            if hint is None:
                 # Warm start from the chain DP (milliseconds) when it applies.
-                (r, b), = additive.items() or [(None, None)]
+                (r, b), = list(additive.items())[:1] or [(None, None)]
                 try:
-                    hint = chain.chain_dp(problem, r, b, lo, hi, eps=max(eps, 0.01),
-                                          multiple_of=multiple_of,
-                                          limits=limits).widths
+                    if len(additive) > 1:
+                        hint = surrogate.several_budgets(
+                            problem, additive, lo, hi, eps=max(eps, 0.01),
+                            multiple_of=multiple_of, limits=limits).widths
+                    else:
+                        hint = chain.chain_dp(problem, r, b, lo, hi,
+                                              eps=max(eps, 0.01),
+                                              multiple_of=multiple_of,
+                                              limits=limits).widths
                 except ValueError:  # not a chain: start from lo
                     hint = None
             return cpsat.stage(problem, budgets, lo, hi, multiple_of=multiple_of,
@@ -157,7 +168,11 @@ def _check_options(problem, method, costs, solver, eps, multiple_of, n_res,
         raise ValueError(f"costs must be 'exact' or 'paper', got '{costs}'.")
     if solver is None:
         if costs == "exact":
-            solver = "fptas" if n_res <= 1 else "cp-sat"
+            # Several budgets: CP-SAT, unless a latency table is among them
+            # (its element encoding of wide tables is too slow): then the
+            # chain DP on a surrogate of the budgets.
+            tables = any(problem.tables) and problem.is_chain()
+            solver = "fptas" if n_res <= 1 or tables else "cp-sat"
         else:
             solver = PAPER_DEFAULT
     allowed = EXACT_SOLVERS if costs == "exact" else PAPER_SOLVERS
@@ -406,8 +421,9 @@ def _joint(problem, budgets, kw, time_limit, workers, multiple_of, verbose,
     additive, _ = split_budgets(problem, budgets[0])
     n_res = len(additive)
     hkw = dict(kw, time_limit=time_limit / 10)
+    chain_many = n_res > 1 and any(problem.tables) and problem.is_chain()
     if hkw["solver"] in ("ip", "brute_force"):
-        hkw["solver"] = "fptas" if n_res <= 1 else "cp-sat"
+        hkw["solver"] = "fptas" if n_res <= 1 or chain_many else "cp-sat"
     cands = []
     for m in ("bottom_up", "top_down"):
         W, _ = _heuristic(problem, budgets, m, **hkw)
@@ -418,8 +434,12 @@ def _joint(problem, budgets, kw, time_limit, workers, multiple_of, verbose,
     relax = 0.0
     first = first_solved(problem, budgets)
     for k in range(first, len(budgets)):
-        if n_res <= 1:
-            add, limits = split_budgets(problem, budgets[k])
+        add, limits = split_budgets(problem, budgets[k])
+        if chain_many:
+            sol = surrogate.several_budgets(problem, add, minw, full,
+                                            eps=kw["eps"] or 0.001,
+                                            multiple_of=multiple_of, limits=limits)
+        elif n_res <= 1:
             (r, b), = add.items() or [(None, None)]
             sol = chain.chain_dp(problem, r, b, minw, full, eps=kw["eps"] or 0.001,
                                  multiple_of=multiple_of, limits=limits)
