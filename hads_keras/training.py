@@ -361,7 +361,11 @@ def apply(model, plan, importance=None, calibration_data=None,
         model: a built Sequential/Functional model (Keras or HADS layers);
             it is not modified.
         plan: a `Plan`. If it carries a unit order (solvers set it from the
-            importance scores), units are permuted by it first.
+            importance scores), units are permuted by it first. If its
+            subnetwork 0 keeps fewer units than the model (`plan.reduced`:
+            a largest subnetwork under budget), only those units are kept:
+            the nested model is physically smaller and its plan is
+            `plan.rebased()` (subnetwork 0 = its full network).
         importance: optional mapping group -> scores; when given and the plan
             has no order, units are sorted by descending importance.
         calibration_data: optional input samples (an array, `(x, y)`, a
@@ -391,7 +395,13 @@ def apply(model, plan, importance=None, calibration_data=None,
     order = plan.order
     if order is None and importance is not None:
         order = permute_lib.order_by_importance(importance)
-    if order is not None:
+    if plan.reduced:
+        # No subnetwork uses the units past subnetwork 0's: drop them.
+        order = order or {g: np.arange(w) for g, w in plan.full_widths.items()}
+        model = permute_lib.select_units(model, {
+            g: np.asarray(order[g])[:plan.widths(g)[0]] for g in plan.groups})
+        plan = plan.rebased()
+    elif order is not None:
         model = permute_lib.permute(model, order)
     network = convert_lib.convert(model, num_subnetworks=plan.num_subnetworks)
     nested = NestedModel(network, plan.without_order(), name=f"nested_{model.name}")
