@@ -45,7 +45,9 @@ class _Scales:
         self.profit = 1.0 if top == 0 else 1e9 / top
         self.cost = {}
         for r in resources:
-            coefs = np.array([t.coef for t in problem.terms if t.resource == r])
+            terms = [t for t in problem.terms if t.resource == r] + [
+                t for p in problem.operators(r) for t in p.terms]
+            coefs = np.array([t.coef for t in terms])
             self.cost[r] = 1.0 if np.all(coefs == np.round(coefs)) else 1000.0
 
     def table(self, group):
@@ -159,13 +161,31 @@ def _profit_vars(m, problem, sc, s, doms, tag, cuts=True):
     return vs
 
 
-def _cost_expr(m, problem, sc, r, s, doms, tag, cache):
-    """Integer cost expression of resource r; products via multiplication
-    equalities (shared between resources through ``cache``)."""
+def _budget_constraints(m, problem, sc, budgets, s, doms, tag, cache):
+    """cost <= budget for every additive resource, and for a peak resource
+    one constraint per operator (its sum of terms <= the limit)."""
+    for r, b in budgets.items():
+        groups = ([p.terms for p in problem.operators(r)] if problem.is_peak(r)
+                  else [[t for t in problem.terms if t.resource == r]])
+        for terms in groups:
+            expr = _cost_expr(m, problem, sc, r, terms, s, doms, tag, cache)
+            if not expr.vars:  # a constant operator: true or infeasible
+                if expr.const > sc.budget(r, b):
+                    raise ValueError(
+                        f"Infeasible: a constant part of {r} costs more than its "
+                        f"budget {b:g} whatever the widths.")
+                continue
+            m.Add(expr.expr() <= sc.budget(r, b))
+
+
+def _cost_expr(m, problem, sc, r, terms, s, doms, tag, cache):
+    """Integer cost expression (a :class:`_Linear`) of ``terms`` of resource
+    r; products via multiplication equalities (shared between resources
+    through ``cache``; a quadratic self term is s_g * s_g)."""
     idx = {g.name: i for i, g in enumerate(problem.groups)}
     expr = _Linear()
-    for t in problem.terms:
-        if t.resource != r or t.coef == 0:
+    for t in terms:
+        if t.coef == 0:
             continue
         c = sc.coef(r, t.coef)
         if not t.groups:
@@ -188,7 +208,7 @@ def _cost_expr(m, problem, sc, r, s, doms, tag, cache):
                 m.Add(p >= hi_j * s[i] + hi_i * s[j] - hi_i * hi_j)
                 cache[key] = p
             expr.add(cache[key], c)
-    return expr.expr()
+    return expr
 
 
 def _finish(problem, solver, st, s_vars, t0, sc):
@@ -213,8 +233,7 @@ def stage(problem: Problem, budgets: dict, lo, hi, *, multiple_of=1,
     s = _width_vars(m, problem, doms, "0")
     v = _profit_vars(m, problem, sc, s, doms, "0", tangent_cuts)
     cache = {}
-    for r, b in budgets.items():
-        m.Add(_cost_expr(m, problem, sc, r, s, doms, "0", cache) <= sc.budget(r, b))
+    _budget_constraints(m, problem, sc, budgets, s, doms, "0", cache)
     m.Maximize(cp_model.LinearExpr.sum(v))
     h = np.asarray(lo if hint is None else hint, dtype=np.int64)
     for g, (sv, vv, x) in enumerate(zip(s, v, h)):
@@ -253,6 +272,11 @@ def depthwise_ip(problem: Problem, budgets: dict, lo, hi, *, multiple_of=1,
     with Gurobi); the chain DP solves the same problem.
     """
     t0 = time.perf_counter()
+    peaks = [r for r in budgets if problem.is_peak(r)]
+    if peaks:
+        raise ValueError(
+            f"solver='ip' (the paper's depthwise IP) has no peak resources "
+            f"({peaks}); use solver='cp-sat' or the default chain DP.")
     doms = stage_domains(problem, lo, hi, multiple_of)
     sc = _Scales(problem, budgets)
     idx = {g.name: i for i, g in enumerate(problem.groups)}
@@ -326,15 +350,16 @@ def depthwise_ip(problem: Problem, budgets: dict, lo, hi, *, multiple_of=1,
 
 @_isolate.isolated
 def joint(problem: Problem, budgets: list, *, multiple_of=1, time_limit=60.0,
-          workers=2, hints=(), log=False, tangent_cuts=False):
+          workers=2, hints=(), log=False, tangent_cuts=False, first=1):
     """All subnetworks in one model: widths nested (s_{g,k} <= s_{g,k-1}),
     exact bilinear costs, objective = importance kept summed over
-    subnetworks. ``budgets[0]`` is the full network (fixed); ``hints`` are
-    width matrices [n_sub, n_groups] (e.g. bottom-up and top-down plans);
+    subnetworks. ``first=1``: ``budgets[0]`` is the full network (fixed);
+    ``first=0``: subnetwork 0 is solved too (include_full=False). ``hints``
+    are width matrices [n_sub, n_groups] (e.g. bottom-up and top-down plans);
     the best is given to CP-SAT as its hint.
 
     Returns (widths [n_sub, n_groups] or None, status, CP-SAT's bound on the
-    objective of subnetworks 1.., seconds).
+    objective of subnetworks first.., seconds).
     """
     t0 = time.perf_counter()
     full = problem.full_widths
@@ -345,26 +370,24 @@ def joint(problem: Problem, budgets: list, *, multiple_of=1, time_limit=60.0,
     m = cp_model.CpModel()
     prev = None
     S, V, P = [], [], []
-    for k in range(1, len(budgets)):
+    for k in range(first, len(budgets)):
         s = _width_vars(m, problem, doms, str(k))
         if prev is not None:
             for a, b in zip(s, prev):
                 m.Add(a <= b)
         v = _profit_vars(m, problem, sc, s, doms, str(k), tangent_cuts)
         cache = {}
-        for r in resources:
-            m.Add(_cost_expr(m, problem, sc, r, s, doms, str(k), cache)
-                  <= sc.budget(r, budgets[k][r]))
+        _budget_constraints(m, problem, sc, budgets[k], s, doms, str(k), cache)
         S.append(s)
         V.append(v)
         P.append(cache)
         prev = s
     m.Maximize(cp_model.LinearExpr.sum([x for v in V for x in v]))
     if hints:
-        best = max(hints, key=lambda h: sum(problem.objective(w) for w in h[1:]))
+        best = max(hints, key=lambda h: sum(problem.objective(w) for w in h[first:]))
         # A complete hint (widths, profits, products) is taken as a first
         # solution without search.
-        for k, (s, v, cache) in enumerate(zip(S, V, P), start=1):
+        for k, (s, v, cache) in enumerate(zip(S, V, P), start=first):
             for g, (sv, vv, h) in enumerate(zip(s, v, best[k])):
                 m.AddHint(sv, int(h))
                 m.AddHint(vv, sc.table(problem.groups[g])[int(h)])
@@ -373,8 +396,8 @@ def joint(problem: Problem, budgets: list, *, multiple_of=1, time_limit=60.0,
     st, solver = _solve(m, time_limit, workers, log, t0=t0)
     widths, bound = None, None
     if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        widths = np.vstack([full] + [[solver.Value(v) for v in s] for s in S])
+        widths = np.vstack([full] * first + [[solver.Value(v) for v in s] for s in S])
         # Each rounded increment is within 0.5 of the scaled importance.
-        slack = 0.5 * int(full.sum()) * (len(budgets) - 1)
+        slack = 0.5 * int(full.sum()) * (len(budgets) - first)
         bound = sc.importance(solver.BestObjectiveBound() + slack)
     return widths, _STATUS.get(st, str(st)), bound, time.perf_counter() - t0
