@@ -28,10 +28,13 @@ the two differ, this module follows the converter:
   merge whose output has no other reader is fused into it; a layer's own
   `activation="relu"` too. Other activations (softmax, hard swish,
   sigmoid) are one operator each.
-* Dropout, noise and Identity layers vanish; a Flatten or Reshape read
-  only by a Dense vanishes (FULLY_CONNECTED flattens its input itself),
-  elsewhere it is a RESHAPE, which TFLite Micro runs as a copy (both
-  tensors live). A ZeroPadding2D read only by a convolution is folded into
+* Dropout, noise and Identity layers vanish; a Flatten or Reshape of a
+  1 x 1 map read only by a Dense vanishes (FULLY_CONNECTED reads it as it
+  is), elsewhere it is a RESHAPE, which TFLite Micro runs as a copy (both
+  tensors live).
+* GlobalAveragePooling (MEAN) gets its int32 accumulators as a scratch
+  buffer (4 bytes per output element, and two small index buffers), live
+  while it runs, as TFLite Micro's reference kernel requests them. A ZeroPadding2D read only by a convolution is folded into
   it (MobileNet's stride-2 padding). A Rescaling with scale and offset is
   a MUL and an ADD.
 * Conv1D and 1-D pooling run as 2-D operators on an expanded tensor: one
@@ -72,6 +75,7 @@ _FUSES_ACTIVATION = ("dense", "conv", "depthwise", "pool", "merge")
 _FUSABLE_ACTIVATIONS = ("relu", "relu6")
 _ONE_D = (keras.layers.Conv1D, keras.layers.MaxPooling1D,
           keras.layers.AveragePooling1D)
+_MEAN = (keras.layers.GlobalAveragePooling1D, keras.layers.GlobalAveragePooling2D)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +89,7 @@ class Tensor:
     coefs: tuple
     first: int
     last: int
+    scratch: bool = False  # an operator's scratch buffer, not in the file
 
     def nbytes(self, widths, alignment=ALIGNMENT):
         """Bytes at `widths` (group -> width), rounded up to the alignment."""
@@ -99,8 +104,9 @@ class Operator:
     name: str
     live: tuple
 
-    def nbytes(self, widths, alignment=ALIGNMENT):
-        return sum(t.nbytes(widths, alignment) for t in self.live)
+    def nbytes(self, widths, alignment=ALIGNMENT, scratch=True):
+        return sum(t.nbytes(widths, alignment) for t in self.live
+                   if scratch or not t.scratch)
 
 
 class _Buffer:
@@ -111,7 +117,7 @@ class _Buffer:
         self.producer = producer      # "dense", "conv", "pool", ... or None
         self.fusable = fusable        # may still absorb a ReLU
         self.expanded = False         # held as a 4-D tensor by a 1-D run
-        self.readers = 0
+        self.scratch = False
 
 
 def operators(model, keep=()):
@@ -139,6 +145,39 @@ def operators(model, keep=()):
     return tracer.finish(outputs)
 
 
+def planned_arena(model, widths=None, alignment=ALIGNMENT):
+    """The bytes TFLite Micro's `GreedyMemoryPlanner` lays the activation
+    tensors of one subnetwork out in (the arena's head), simulated.
+
+    The greedy planner places the largest tensor first (equal sizes: the
+    later tensor first, as its in-place sort leaves them), each at the
+    lowest offset free during its lifetime. When widths fall and rise
+    again it can leave gaps, and then needs more than the largest set of
+    tensors live at once (`activation_memory`); `solve(memory_limit=...)`
+    checks its plans with this simulation.
+    """
+    ops = operators(model)
+    full = {g.name: g.width for g in graph_lib.analyze(
+        _keras_compat.unwrap(model)).sliceable}
+    return _greedy_plan(ops, dict(full, **(widths or {})), alignment)
+
+
+def _greedy_plan(ops, widths, alignment):
+    tensors = list(dict.fromkeys(t for op in ops for t in op.live))
+    sizes = [t.nbytes(widths, alignment) for t in tensors]
+    order = sorted(range(len(tensors)), key=lambda i: (-sizes[i], -i))
+    placed = []   # (offset, size, first, last)
+    for i in order:
+        t = tensors[i]
+        offset = 0
+        for other in sorted(p for p in placed if p[2] <= t.last and t.first <= p[3]):
+            if other[0] - offset >= sizes[i]:
+                break
+            offset = max(offset, other[0] + other[1])
+        placed.append((offset, sizes[i], t.first, t.last))
+    return max((p[0] + p[1] for p in placed), default=0)
+
+
 def memory_terms(model, keep=(), alignment=ALIGNMENT):
     """One `PeakTerm` (resource "memory") per operator: the bytes of the
     tensors live while it runs, linear in the group widths (see the module
@@ -161,25 +200,28 @@ def memory_terms(model, keep=(), alignment=ALIGNMENT):
     return out
 
 
-def activation_memory(model, widths=None, keep=(), alignment=ALIGNMENT):
-    """Peak activation bytes of one subnetwork: `widths` maps sliced group
-    -> width (default: the full model). Returns (bytes, operator name)."""
-    ops = operators(model, keep)
+def activation_memory(model, widths=None, alignment=ALIGNMENT):
+    """Peak activation bytes of one subnetwork of `model`: `widths` maps
+    sliced groups to widths (groups not given: full). Returns
+    `{"bytes": ..., "operator": ...}`, the operator where the peak is."""
     full = {g.name: g.width for g in graph_lib.analyze(
-        _keras_compat.unwrap(model), keep).sliceable}
-    widths = dict(full, **(widths or {}))
-    sizes = [(op.nbytes(widths, alignment), op.name) for op in ops]
-    return max(sizes) if sizes else (0, None)
+        _keras_compat.unwrap(model)).sliceable}
+    return _peak(operators(model), dict(full, **(widths or {})), alignment)
 
 
 def peak_memory(model, plan, alignment=ALIGNMENT):
-    """Peak activation bytes of every subnetwork of `plan` on `model` (the
-    model the plan was solved for, or its nested model): a list of
-    `{"bytes": ..., "operator": ...}`, index 0 = subnetwork 0."""
-    kept = plan.info.get("kept", ()) if plan.info else ()
-    return [dict(zip(("bytes", "operator"), activation_memory(
-        model, {g: plan.widths(g)[k] for g in plan.groups}, kept, alignment)))
-        for k in range(plan.num_subnetworks)]
+    """`activation_memory` of every subnetwork of `plan` on `model` (the
+    model the plan was solved for, or its nested model), index 0 =
+    subnetwork 0."""
+    ops = operators(model)
+    return [_peak(ops, {g: plan.widths(g)[k] for g in plan.groups}, alignment)
+            for k in range(plan.num_subnetworks)]
+
+
+def _peak(ops, widths, alignment):
+    size, name = max(((op.nbytes(widths, alignment), op.name) for op in ops),
+                     default=(0, None))
+    return {"bytes": int(size), "operator": name}
 
 
 class _Tracer:
@@ -233,6 +275,19 @@ class _Tracer:
         self.buffers.append(out)
         self.buffer_of[id(tensor)] = out
         return out
+
+    def _scratch(self, output):
+        """MEAN's scratch buffers (int32 accumulators per output element,
+        input dimensions, axes), live while it runs: each its own aligned
+        buffer, the small ones as one constant (16 + 16 bytes)."""
+        const, pairs = output.form
+        index = len(self.ops) - 1
+        accumulators = _Buffer(f"{output.name}:scratch", (
+            4 * const, tuple((g, 4 * c) for g, c in pairs)), index, None, False)
+        indices = _Buffer(f"{output.name}:scratch_axes", (2 * ALIGNMENT, ()),
+                          index, None, False)
+        accumulators.scratch = indices.scratch = True
+        self.buffers.extend([accumulators, indices])
 
     def _alias(self, tensor, buffer):
         self.buffer_of[id(tensor)] = buffer
@@ -290,7 +345,8 @@ class _Tracer:
             b.expanded = expanded
             return
         if isinstance(layer, (keras.layers.Flatten, keras.layers.Reshape)) and \
-                self._only_reader_is(out, keras.layers.Dense):
+                self._only_reader_is(out, keras.layers.Dense) and \
+                math.prod(node.input_tensors[0].shape[1:-1]) == 1:
             return self._alias(out, reads[0])
         if isinstance(layer, keras.layers.ZeroPadding2D) and self._only_reader_is(
                 out, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)):
@@ -311,6 +367,8 @@ class _Tracer:
                 reads = [self._emit(f"{layer.name}:mul", reads, out, form, None)]
             b = self._emit(layer.name, reads, out, form, producer,
                            fusable=producer is not None)
+            if isinstance(layer, _MEAN):
+                self._scratch(b)
             if layer.weights and layer.name not in self.analysis.wiring:
                 b.producer, b.fusable = None, False
         b.expanded = expanded
@@ -332,7 +390,7 @@ class _Tracer:
         end = len(self.ops) - 1
         for b in outputs:
             b.last = end
-        tensors = [Tensor(b.name, b.form[0], b.form[1], b.first, b.last)
+        tensors = [Tensor(b.name, b.form[0], b.form[1], b.first, b.last, b.scratch)
                    for b in self.buffers]
         return [Operator(name, tuple(t for t in tensors if t.first <= k <= t.last))
                 for k, (name, _) in enumerate(self.ops)]

@@ -354,8 +354,10 @@ class Plan:
         for name, w in self._widths.items():
             rows.append([name] + [str(v) for v in w])
         if self.costs:
+            # Percentages of the original model (subnetwork 0 unless reduced).
+            original = (self.info.get("largest") or {}).get("original_costs", {})
             for resource in self.costs[0]:
-                full = self.costs[0][resource] or 1
+                full = original.get(resource, self.costs[0][resource]) or 1
                 rows.append([resource] + [
                     f"{c[resource]:,} ({100 * c[resource] / full:.0f}%)"
                     for c in self.costs])

@@ -397,9 +397,7 @@ def apply(model, plan, importance=None, calibration_data=None,
         order = permute_lib.order_by_importance(importance)
     if plan.reduced:
         # No subnetwork uses the units past subnetwork 0's: drop them.
-        order = order or {g: np.arange(w) for g, w in plan.full_widths.items()}
-        model = permute_lib.select_units(model, {
-            g: np.asarray(order[g])[:plan.widths(g)[0]] for g in plan.groups})
+        model = permute_lib.select_units(model, _largest_units(plan, order or {}))
         plan = plan.rebased()
     elif order is not None:
         model = permute_lib.permute(model, order)
@@ -409,6 +407,18 @@ def apply(model, plan, importance=None, calibration_data=None,
         from hads_keras.calibration import calibrate_batch_norm
         calibrate_batch_norm(nested, calibration_data, batches=calibration_batches)
     return nested
+
+
+def _largest_units(plan, order):
+    """Per group, the units subnetwork 0 of a reduced plan keeps: the first
+    of the unit order (all units in their order where it keeps all)."""
+    units = {}
+    for group in plan.groups:
+        width, full = plan.widths(group)[0], plan.full_widths[group]
+        if group not in order and width == full:
+            continue
+        units[group] = np.asarray(order.get(group, np.arange(full)))[:width]
+    return units
 
 
 def set_subnetwork(model, index):
