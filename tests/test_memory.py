@@ -25,7 +25,7 @@ from hads_keras import layers as L
 from hads_keras.export import checks
 
 import model_zoo
-from test_export_fixtures import PLANS, digits, trained
+from test_export_fixtures import PLANS, digits, exported_reduced, trained
 
 
 def _int8(model, seed=0):
@@ -167,13 +167,10 @@ def test_reduced_plan_keeps_only_the_largest_subnetworks_units(tmp_path):
 
 
 def test_reduced_plan_exports_a_smaller_nested_file():
-    rep = digits()[4]
-    full_nested = trained("ds_cnn")
-    model = hads.extract_subnetwork(full_nested, 0)
-    largest = {g: w[1:] for g, w in PLANS["ds_cnn"].items()}
-    plan = hads.Plan(largest, full_widths={g: w[0] for g, w in PLANS["ds_cnn"].items()})
-    reduced_bytes = export.tflite_nested(hads.apply(model, plan), None, rep)
-    full_bytes = export.tflite_nested(full_nested, None, rep)
+    """Bit-exactness of its subnetworks: tests/native/test_nested_model_kernels.py."""
+    nested, reduced_bytes = exported_reduced()
+    full_bytes = export.tflite_nested(trained("ds_cnn"), None, digits()[4])
     assert len(reduced_bytes) < len(full_bytes)
     stored = export.read_plan(reduced_bytes)
     assert stored.num_subnetworks == 2 and not stored.reduced
+    assert stored.full_widths == {g: w[1] for g, w in PLANS["ds_cnn"].items()}
