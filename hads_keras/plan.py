@@ -108,10 +108,12 @@ class Plan:
                 perm = perm.astype(np.int64)
                 full = self._full[name]
                 if perm.size != full:
+                    what = ("subnetwork 0's slicing point" if full_widths is None
+                            else f"the model's width full_widths['{name}']")
                     raise ValueError(
-                        f"Group '{name}' has {full} units but the unit order "
-                        f"lists {perm.size}; the order must list every unit of "
-                        "the model's group (is a width wrong?).")
+                        f"Group '{name}': {what} is {full} but the unit order "
+                        f"lists {perm.size} units; the order lists every unit "
+                        "of the model's group (is a width wrong?).")
                 if sorted(perm.tolist()) != list(range(full)):
                     raise ValueError(
                         f"order of group '{name}' is not a permutation of "
@@ -306,7 +308,7 @@ class Plan:
             if name in widths:
                 raise bad(f"group '{name}' appears twice in 'groups'.")
             widths[name] = w
-            full_widths[name] = g.get("full_width", w[0] if w else None)
+            full_widths[name] = g.get("full_width", w[0] if w else 1)
         for key, kind in (("costs", list), ("order", Mapping), ("info", Mapping)):
             if data.get(key) is not None and not isinstance(data[key], kind):
                 raise bad(f"'{key}' must be a{'' if kind is list else 'n'} "
@@ -315,8 +317,8 @@ class Plan:
         try:
             plan = cls(widths, costs=data.get("costs"), order=data.get("order"),
                        info=data.get("info"),
-                       full_widths=full_widths if widths and all(
-                           v is not None for v in full_widths.values()) else None)
+                       full_widths=full_widths if any(
+                           "full_width" in g for g in groups) else None)
         except (ValueError, TypeError) as error:
             raise bad(str(error)) from None
         n = data.get("num_subnetworks", plan.num_subnetworks)
