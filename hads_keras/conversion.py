@@ -69,7 +69,7 @@ def convert(model, num_subnetworks=1, keep=()):
     analysis = graph_lib.analyze(model, keep)  # rejects what cannot be sliced
     kept_layers = {m.layer for g in analysis.groups if g.kept
                    for m in g.members if m.role != "consumer"}
-    reshapes = _channel_reshapes(model)
+    reshapes = channel_reshapes(model)
 
     def clone_layer(layer):
         cls = hads_class(layer)
@@ -89,7 +89,7 @@ def convert(model, num_subnetworks=1, keep=()):
     return converted
 
 
-def _channel_reshapes(model):
+def channel_reshapes(model):
     """Reshapes that keep the channel axis last get `-1` there, so that the
     narrow tensors of a static subnetwork pass them (same function)."""
     out = {}

@@ -6,6 +6,10 @@ and bias, the BN parameters and the moving statistics of every subnetwork,
 depthwise channels, and the consumer's input rows (through Flatten: one
 unit is a strided set of H*W rows). Sorting by importance makes every
 subnetwork a prefix of every group.
+
+`select_units` is the same with fewer units: it keeps a list of units per
+group (a largest subnetwork under budget keeps only the units it uses), so
+the copy is physically smaller.
 """
 
 import numpy as np
@@ -36,22 +40,75 @@ def permute(model, order):
     """
     analysis = graph_lib.analyze(model)
     for name, perm in order.items():
-        group = analysis[name]
-        if group.fixed:
-            raise ValueError(f"Group '{name}' is fixed (model input/output) "
-                             "and cannot be permuted.")
+        group = _sliceable(analysis, name, "permuted")
         if sorted(np.asarray(perm).tolist()) != list(range(group.width)):
             raise ValueError(f"order['{name}'] is not a permutation of "
                              f"range({group.width}).")
-    clone = _keras_compat.clone_graph(
-        model, lambda layer: layer.__class__.from_config(layer.get_config()))
+    return _gather(model, analysis, order)
+
+
+def select_units(model, units):
+    """A copy of `model` keeping, per group, only the listed units.
+
+    Args:
+        model: a built Sequential/Functional model (HADS or Keras layers).
+        units: mapping group name -> distinct unit indices; new unit i is
+            old unit `units[group][i]` (a prefix of an importance order
+            keeps the most important units). Groups not named keep all
+            their units. Layers producing a group get `units`/`filters`
+            set to the number kept.
+
+    Raises:
+        ValueError: for unknown or fixed groups, repeated or out-of-range
+            indices, or an empty selection.
+    """
+    analysis = graph_lib.analyze(model)
+    for name, kept in units.items():
+        group = _sliceable(analysis, name, "cut")
+        kept = np.asarray(kept)
+        if kept.ndim != 1 or kept.size == 0 or len(set(kept.tolist())) != kept.size \
+                or kept.min() < 0 or kept.max() >= group.width:
+            raise ValueError(
+                f"units['{name}'] must list distinct unit indices in "
+                f"range({group.width}) (at least one), got {kept.tolist()}.")
+    return _gather(model, analysis, units)
+
+
+def _sliceable(analysis, name, what):
+    group = analysis[name]
+    if group.fixed:
+        raise ValueError(f"Group '{name}' is fixed (model input/output or kept "
+                         f"whole) and cannot be {what}.")
+    return group
+
+
+def _gather(model, analysis, units):
+    """Clone `model` with the units of each named group taken in the order
+    (and number) `units` gives."""
+    from hads_keras.conversion import channel_reshapes
+    counts = {}
+    for name, kept in units.items():
+        for member in analysis[name].members:
+            if member.role == "producer":
+                counts[member.layer] = len(kept)
+    reshapes = channel_reshapes(model)
+
+    def clone_layer(layer):
+        config = layer.get_config()
+        if layer.name in counts:
+            config["units" if "units" in config else "filters"] = counts[layer.name]
+        if layer.name in reshapes:
+            config["target_shape"] = reshapes[layer.name]
+        return layer.__class__.from_config(config)
+
+    clone = _keras_compat.clone_graph(model, clone_layer)
     weights = {layer.name: layer.get_weights()
                for layer in _keras_compat.layers_with_weights(model)}
-    for name, perm in order.items():
+    for name, kept in units.items():
         for member in analysis[name].members:
             layer = model.get_layer(member.layer)
             weights[member.layer] = _permute_member(
-                layer, weights[member.layer], member, np.asarray(perm))
+                layer, weights[member.layer], member, np.asarray(kept))
     for layer in _keras_compat.layers_with_weights(clone):
         layer.set_weights(weights[layer.name])
     return clone
@@ -79,7 +136,7 @@ def _permute_member(layer, values, member, perm):
         else:
             full = kernel.shape[0] // member.spatial
             view = kernel.reshape(member.spatial, full, kernel.shape[-1])
-            values[0] = view[:, channels, :].reshape(kernel.shape)
+            values[0] = view[:, channels, :].reshape(-1, kernel.shape[-1])
     elif member.role == "depthwise":
         values[0] = values[0][..., channels, :]
         if getattr(layer, "use_bias", False):

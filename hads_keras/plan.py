@@ -1,9 +1,16 @@
 """The plan: slicing points of every group in every subnetwork.
 
 The plan is the contract between the solver, the Keras layers, the exporter
-and the C++ operators. Subnetwork 0 is the full network; subnetworks are
+and the C++ operators. Subnetwork 0 is the largest; subnetworks are
 numbered from largest to smallest, and every group's slicing points are
 non-increasing with the index (each subnetwork is nested in the previous).
+
+Subnetwork 0 is usually the full network. When the model itself is over
+budget (a memory limit it exceeds, `solve(..., include_full=False)`),
+subnetwork 0 keeps only part of each group: the plan then records the
+model's own widths (`full_widths`), `hads_keras.apply` keeps only the units
+subnetwork 0 uses, and the nested model's plan is `rebased()` so that its
+subnetwork 0 is its (smaller) full network.
 
     plan = Plan({"conv2d": [64, 48, 32, 16], "conv2d_1": [64, 40, 30, 12]})
     plan.save("plan.json"); Plan.load("plan.json")
@@ -15,7 +22,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: `full_width` per group (subnetwork 0 below the model)
+_FORMAT_WITHOUT_FULL_WIDTHS = 1  # what plans with subnetwork 0 = model write
 
 
 class Plan:
@@ -23,7 +31,8 @@ class Plan:
 
     Args:
         widths: mapping group name -> sequence of widths, one per
-            subnetwork; entry 0 is the group's full width.
+            subnetwork; entry 0 is the largest subnetwork's width (usually
+            the group's full width).
         costs: optional list (one per subnetwork) of dicts resource -> cost,
             e.g. `{"macs": 1234, "params": 567}` (see `hads_keras.costs`).
         order: optional mapping group name -> unit order (a permutation of
@@ -33,6 +42,9 @@ class Plan:
         info: optional dict of JSON values (targets, method, report);
             NumPy scalars and arrays are converted to Python numbers and
             lists here, anything else JSON cannot hold is refused.
+        full_widths: optional mapping group name -> the model's width of
+            the group, when subnetwork 0 keeps fewer units (a largest
+            subnetwork under budget); default: `widths[g][0]`.
 
     Raises:
         ValueError: naming the group and subnetwork, when widths are not
@@ -40,7 +52,7 @@ class Plan:
             the groups disagree on the number of subnetworks.
     """
 
-    def __init__(self, widths, costs=None, order=None, info=None):
+    def __init__(self, widths, costs=None, order=None, info=None, full_widths=None):
         if not widths:
             raise ValueError("A plan needs at least one group.")
         self._widths = {}
@@ -59,6 +71,7 @@ class Plan:
         if count < 1:
             raise ValueError("A plan needs at least one subnetwork.")
         self.num_subnetworks = count
+        self._full = self._check_full_widths(full_widths)
         self.costs = None
         if costs is not None:
             if isinstance(costs, (str, bytes, Mapping)) or not hasattr(costs, "__len__"):
@@ -93,12 +106,14 @@ class Plan:
                     raise ValueError(
                         f"order of group '{name}' must be a list of unit indices.")
                 perm = perm.astype(np.int64)
-                full = self._widths[name][0]
+                full = self._full[name]
                 if perm.size != full:
+                    what = ("subnetwork 0's slicing point" if full_widths is None
+                            else f"the model's width full_widths['{name}']")
                     raise ValueError(
-                        f"Group '{name}': subnetwork 0's slicing point is {full} "
-                        f"but the unit order lists {perm.size} units; subnetwork 0 "
-                        "must be the group's full width (is a width wrong?).")
+                        f"Group '{name}': {what} is {full} but the unit order "
+                        f"lists {perm.size} units; the order lists every unit "
+                        "of the model's group (is a width wrong?).")
                 if sorted(perm.tolist()) != list(range(full)):
                     raise ValueError(
                         f"order of group '{name}' is not a permutation of "
@@ -108,10 +123,45 @@ class Plan:
             raise ValueError(f"info must be a dict, got {type(info).__name__}.")
         self.info = _json_value(dict(info or {}), "info")
 
+    def _check_full_widths(self, full_widths):
+        """group -> the model's width, checked against subnetwork 0."""
+        if full_widths is None:
+            return {n: w[0] for n, w in self._widths.items()}
+        if not isinstance(full_widths, Mapping):
+            raise ValueError("full_widths must be a dict group -> the model's "
+                             f"width, got {type(full_widths).__name__}.")
+        if set(full_widths) != set(self._widths):
+            raise ValueError(
+                f"full_widths names groups {sorted(full_widths)} but the plan "
+                f"slices {sorted(self._widths)}; give one width per group.")
+        out = {}
+        for name, values in self._widths.items():
+            (full,) = _as_int_tuple([full_widths[name]], f"full_widths['{name}']")
+            if full < values[0]:
+                raise ValueError(
+                    f"Group '{name}': the model's width full_widths['{name}'] "
+                    f"= {full} is below subnetwork 0's slicing point "
+                    f"{values[0]}; a subnetwork cannot keep more units than "
+                    "the model has.")
+            out[name] = full
+        return out
+
     @property
     def groups(self):
         """Group names, in the order given."""
         return list(self._widths)
+
+    @property
+    def full_widths(self):
+        """group -> the model's width (subnetwork 0's unless `reduced`)."""
+        return dict(self._full)
+
+    @property
+    def reduced(self):
+        """True when subnetwork 0 keeps fewer units than the model: a
+        largest subnetwork under budget (`hads_keras.apply` then drops the
+        units no subnetwork uses)."""
+        return any(self._full[n] != w[0] for n, w in self._widths.items())
 
     def widths(self, group):
         """Slicing points of `group`, one per subnetwork (0 = full)."""
@@ -163,25 +213,52 @@ class Plan:
                 f"The plan has no slicing points for groups {missing} of this "
                 "model; was it made for another model?")
         for name, group in model_groups.items():
-            if self._widths[name][0] != group.width:
+            if self._full[name] != group.width:
                 raise ValueError(
                     f"Group '{name}' has {group.width} units in the model but "
-                    f"the plan's full width (subnetwork 0) is "
-                    f"{self._widths[name][0]}; was the plan made for another "
-                    "model?")
+                    f"the plan's full width is {self._full[name]}; was the "
+                    "plan made for another model?")
 
     def without_order(self):
         """The same plan, with no unit order (after the units were permuted)."""
+        return Plan(self._widths, costs=self.costs, info=self.info,
+                    full_widths=self._full)
+
+    def rebased(self):
+        """The plan of the model that keeps only subnetwork 0's units (what
+        `hads_keras.apply` builds from a `reduced` plan): the same slicing
+        points, subnetwork 0 now its full network, no unit order. `info`
+        (with its "largest" summary) is kept."""
         return Plan(self._widths, costs=self.costs, info=self.info)
+
+    def largest_summary(self):
+        """One line on a largest subnetwork under budget, e.g. "largest
+        subnetwork: 60.0 % of the original model's MACs, 12,345 of 20,000
+        units kept", or None when subnetwork 0 is the original model."""
+        largest = self.info.get("largest")
+        if not largest:
+            return None
+        shares = ", ".join(f"{100 * v:.1f} % of the original model's "
+                           f"{_RESOURCE_NAMES.get(r, r)}"
+                           for r, v in largest.get("fractions", {}).items())
+        return (f"largest subnetwork: {shares + ', ' if shares else ''}"
+                f"{largest['units_kept']:,} of {largest['units_total']:,} "
+                "units kept")
 
     # Serialization -----------------------------------------------------
 
     def to_dict(self):
+        reduced = self.reduced
+        groups = [{"name": n, "widths": list(w)} for n, w in self._widths.items()]
+        if reduced:
+            for g in groups:
+                g["full_width"] = self._full[g["name"]]
         data = {
-            "format_version": FORMAT_VERSION,
+            # Version 1 readers would take subnetwork 0 for the full network:
+            # only plans that need it say 2.
+            "format_version": FORMAT_VERSION if reduced else _FORMAT_WITHOUT_FULL_WIDTHS,
             "num_subnetworks": self.num_subnetworks,
-            "groups": [{"name": n, "widths": list(w)}
-                       for n, w in self._widths.items()],
+            "groups": groups,
         }
         if self.costs is not None:
             data["costs"] = self.costs
@@ -214,7 +291,7 @@ class Plan:
         if not isinstance(groups, list):
             raise bad("'groups' must be a list of {'name': ..., 'widths': [...]}, "
                       f"got {type(groups).__name__}.")
-        widths = {}
+        widths, full_widths = {}, {}
         for i, g in enumerate(groups):
             if not isinstance(g, Mapping):
                 raise bad(f"groups[{i}] must be an object with 'name' and 'widths', "
@@ -231,6 +308,7 @@ class Plan:
             if name in widths:
                 raise bad(f"group '{name}' appears twice in 'groups'.")
             widths[name] = w
+            full_widths[name] = g.get("full_width", w[0] if w else 1)
         for key, kind in (("costs", list), ("order", Mapping), ("info", Mapping)):
             if data.get(key) is not None and not isinstance(data[key], kind):
                 raise bad(f"'{key}' must be a{'' if kind is list else 'n'} "
@@ -238,7 +316,9 @@ class Plan:
                           f"{type(data[key]).__name__}.")
         try:
             plan = cls(widths, costs=data.get("costs"), order=data.get("order"),
-                       info=data.get("info"))
+                       info=data.get("info"),
+                       full_widths=full_widths if any(
+                           "full_width" in g for g in groups) else None)
         except (ValueError, TypeError) as error:
             raise bad(str(error)) from None
         n = data.get("num_subnetworks", plan.num_subnetworks)
@@ -276,18 +356,43 @@ class Plan:
         for name, w in self._widths.items():
             rows.append([name] + [str(v) for v in w])
         if self.costs:
+            # Percentages of the original model (subnetwork 0 unless reduced).
+            original = (self.info.get("largest") or {}).get("original_costs", {})
             for resource in self.costs[0]:
-                full = self.costs[0][resource] or 1
+                full = original.get(resource, self.costs[0][resource]) or 1
                 rows.append([resource] + [
                     f"{c[resource]:,} ({100 * c[resource] / full:.0f}%)"
                     for c in self.costs])
         widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-        return "\n".join("  ".join(c.rjust(widths[i]) if i else c.ljust(widths[i])
-                                   for i, c in enumerate(r)) for r in rows)
+        lines = ["  ".join(c.rjust(widths[i]) if i else c.ljust(widths[i])
+                           for i, c in enumerate(r)) for r in rows]
+        summary = self.largest_summary()
+        if summary:
+            lines.append(summary)
+        return "\n".join(lines)
 
     def __repr__(self):
         return (f"<Plan {self.num_subnetworks} subnetworks, "
                 f"{len(self._widths)} groups>")
+
+
+_RESOURCE_NAMES = {"macs": "MACs", "params": "parameters",
+                   "memory": "activation memory"}
+
+
+def largest_info(widths0, full_widths, costs0, full_costs):
+    """The `info["largest"]` entry of a plan whose subnetwork 0 is below the
+    model: units kept of all, and its share of each of the model's costs.
+
+    Args:
+        widths0, full_widths: group -> width of subnetwork 0 / of the model.
+        costs0, full_costs: resource -> cost of subnetwork 0 / of the model.
+    """
+    return {"units_kept": int(sum(widths0.values())),
+            "units_total": int(sum(full_widths.values())),
+            "fractions": {r: float(costs0[r]) / float(full_costs[r])
+                          for r in costs0 if r in full_costs and full_costs[r]},
+            "original_costs": {r: full_costs[r] for r in full_costs}}
 
 
 def _json_value(value, where):

@@ -11,6 +11,7 @@ runs the chosen method and returns a `Plan` that carries the unit order
 """
 
 import dataclasses
+import math
 import numbers
 
 import numpy as np
@@ -21,7 +22,8 @@ from hads_keras import graph as graph_lib
 from hads_keras import importance as importance_lib
 from hads_keras import knapsack
 from hads_keras import latency_budget
-from hads_keras.plan import Plan
+from hads_keras import memory as memory_lib
+from hads_keras.plan import Plan, largest_info
 
 
 def build_problem(model, importance, min_width=1, keep=()):
@@ -37,7 +39,7 @@ def build_problem(model, importance, min_width=1, keep=()):
     return problem, order
 
 
-def _problem(model, importance, min_width, keep):
+def _problem(model, importance, min_width, keep, memory=False):
     network = _keras_compat.unwrap(model)
     analysis = graph_lib.analyze(network, keep)
     kept = {g.name: g.width for g in analysis.groups if g.kept}
@@ -76,16 +78,19 @@ def _problem(model, importance, min_width, keep):
         order[group.name] = np.argsort(-values, kind="stable")
         specs.append(knapsack.GroupSpec(
             group.name, values[order[group.name]], min_width))
-    problem = knapsack.Problem(tuple(specs), tuple(costs_lib.cost_terms(analysis)))
+    peaks = tuple(memory_lib.memory_terms(network, keep)) if memory else ()
+    problem = knapsack.Problem(tuple(specs), tuple(costs_lib.cost_terms(analysis)),
+                               peaks)
     return problem, order, kept
 
 
 def solve(model, importance, mac_targets=None, *, param_targets=None,
           latency_targets=None, latency_table=None,
+          memory_limit=None, include_full=None,
           method="bottom_up", solver=None, costs="exact", min_width=1,
           multiple_of=1, eps=0.01, time_limit=60.0, verbose=False, keep=()):
     """Slicing points of nested subnetworks within MAC, parameter and
-    latency budgets.
+    latency budgets and an activation-memory limit.
 
     Args:
         model: the trained model (Keras/HADS layers, or a NestedModel).
@@ -94,10 +99,10 @@ def solve(model, importance, mac_targets=None, *, param_targets=None,
         mac_targets: a list of budgets, strictly decreasing: numbers in
             (0, 1] are fractions of the full model's MACs, numbers above 1
             absolute MACs (so 1.5 means 1.5 MACs, and is refused as below
-            any network's cost). Subnetwork 0 is always the full network,
-            added in front when the first budget is below the full cost:
+            any network's cost). Subnetwork 0 is the full network, added in
+            front when the first budget is below the full cost:
             `[1.0, .75, .5, .25]` and `[.75, .5, .25]` both give four
-            subnetworks.
+            subnetworks (see `include_full` for the exceptions).
         param_targets: the same for parameters (optional, may be combined).
         latency_targets: the same for latency, measured in `latency_table`:
             fractions in (0, 1] of the full network's latency, absolute
@@ -109,6 +114,19 @@ def solve(model, importance, mac_targets=None, *, param_targets=None,
             JSON file, made for this model (refused otherwise); needed with
             `latency_targets`. The chain DP solves latency alone exactly per
             table entry; with other targets CP-SAT is used.
+        memory_limit: peak activation memory in bytes that every subnetwork
+            must fit (one number), or one limit per budget (a list, non-
+            increasing): the bytes TFLite Micro's planner needs for the
+            tensors live at once in the int8 model (`hads_keras.memory`;
+            the arena adds its persistent tail on top). Alone (no other
+            targets) it gives one subnetwork: the best one that fits.
+        include_full: whether subnetwork 0 is the full network. None
+            (default): when it fits `memory_limit`, else the first budget's
+            subnetwork is the largest; False: always the first budget's
+            (`mac_targets=[0.6, 0.3]` gives two subnetworks, the largest at
+            60 % MACs); True: always (an error when `memory_limit` excludes
+            it). A plan whose subnetwork 0 is below the model is `reduced`:
+            `hads_keras.apply` keeps only the units it uses.
         method: "bottom_up" (the paper's default), "top_down" or "joint".
         solver, costs, eps, time_limit: see `hads_keras.knapsack.solve_problem`.
         min_width: smallest slicing point of every group, an integer >= 1
@@ -138,22 +156,51 @@ def solve(model, importance, mac_targets=None, *, param_targets=None,
     table = _latency_table(latency_targets, latency_table)
     if table is not None:
         targets["latency"] = latency_budget.latency_budgets(latency_targets, table)
+    if include_full not in (None, True, False):
+        raise ValueError(f"include_full must be None, True or False, got {include_full!r}.")
+    if memory_limit is not None:
+        count = len(next(iter(targets.values()))) if targets else 1
+        targets[memory_lib.RESOURCE] = _memory_limits(memory_limit, count)
     if not targets:
-        raise ValueError("Give mac_targets, param_targets and/or latency_targets, "
-                         "e.g. mac_targets=[1.0, 0.75, 0.5, 0.25].")
-    problem, order, kept = _problem(model, importance, min_width, keep)
+        raise ValueError("Give mac_targets, param_targets, latency_targets and/or "
+                         "memory_limit, e.g. mac_targets=[1.0, 0.75, 0.5, 0.25].")
+    problem, order, kept = _problem(model, importance, min_width, keep,
+                                    memory=memory_limit is not None)
     if table is not None:
         full = dict(kept, **{g.name: g.width for g in problem.groups})
         problem = dataclasses.replace(problem, tables=tuple(
             latency_budget.table_terms(table, model, set(order), full)))
+    if memory_limit is not None:
+        include_full = _check_memory_limits(
+            model, problem, targets[memory_lib.RESOURCE], multiple_of, include_full,
+            min_width)
+    include_full = True if include_full is None else include_full
     if solver is None and costs == "exact" and not _is_chain(problem, targets):
         # Merges and squeeze-and-excite blocks couple groups that are not
         # neighbours: the chain DP does not apply, CP-SAT does.
         solver = "cp-sat"
-    result = knapsack.solve_problem(
-        problem, targets, method=method, solver=solver, costs=costs, eps=eps,
-        multiple_of=multiple_of, time_limit=time_limit, verbose=verbose)
+
+    def run(targets):
+        return knapsack.solve_problem(
+            problem, targets, method=method, solver=solver, costs=costs, eps=eps,
+            multiple_of=multiple_of, time_limit=time_limit, verbose=verbose,
+            include_full=include_full)
+
+    result = run(targets)
+    if memory_limit is not None:
+        result, targets = _fit_planner(model, problem, targets, result, run,
+                                       multiple_of, kept)
     widths = {name: list(result.widths[name]) for name in order}
+    return _plan(model, problem, widths, order, kept, info={
+        "method": method, "solver": result.solver, "costs": costs,
+        "targets": targets, "include_full": include_full, "report": str(result),
+        "kept": sorted(kept)}, table=table)
+
+
+def _plan(model, problem, widths, order, kept, info, table=None):
+    """The `Plan` of solved widths: costs per subnetwork (with the peak
+    activation memory when the problem has it), the model's widths and the
+    "largest" summary when subnetwork 0 is below the model."""
     sub_costs = costs_lib.evaluate_per_subnetwork(problem.terms, widths)
     count = len(sub_costs)
     if table is not None:  # in the table's unit, as measured (not rounded)
@@ -161,12 +208,105 @@ def solve(model, importance, mac_targets=None, *, param_targets=None,
             cost[latency_budget.RESOURCE] = problem.cost(
                 {g: w[k] for g, w in widths.items()}, latency_budget.RESOURCE)
     widths.update({name: [width] * count for name, width in kept.items()})
-    return Plan(widths, costs=sub_costs,
-                order=order, info={
-                    "method": method, "solver": result.solver, "costs": costs,
-                    "targets": targets, "report": str(result),
-                    "kept": sorted(kept),
-                    **({"latency": latency_budget.info(table)} if table else {})})
+    full = {g.name: g.width for g in problem.groups}
+    full.update(kept)
+    if problem.peaks:
+        for k, cost in enumerate(sub_costs):
+            cost[memory_lib.RESOURCE] = memory_lib.planned_arena(
+                model, {g: w[k] for g, w in widths.items()})
+    if any(widths[g][0] < full[g] for g in widths):
+        full_costs = costs_lib.evaluate(problem.terms, full)
+        if problem.peaks:
+            full_costs[memory_lib.RESOURCE] = memory_lib.planned_arena(model)
+        info["largest"] = largest_info({g: w[0] for g, w in widths.items()}, full,
+                                       sub_costs[0], full_costs)
+    if table is not None:
+        info["latency"] = latency_budget.info(table)
+    return Plan(widths, costs=sub_costs, order=order, info=info, full_widths=full)
+
+
+# Re-solves allowed when TFLite Micro's greedy planner needs more than the
+# tensors live at once (gaps when widths fall and rise again).
+_PLANNER_ROUNDS = 4
+
+
+def _fit_planner(model, problem, targets, result, run, multiple_of, kept):
+    """The knapsack bounds the tensors live at once; TFLite Micro's greedy
+    planner may leave gaps and need more. Each subnetwork whose simulated
+    planner arena (`memory.planned_arena`) exceeds its limit gets its limit
+    lowered by the excess (and the later ones with it) and the plan is
+    solved again. Returns (result, targets) once every subnetwork fits."""
+    resource = memory_lib.RESOURCE
+    limits = list(targets[resource])
+    floor = problem.cost(problem.min_widths(multiple_of), resource)
+    for _ in range(_PLANNER_ROUNDS):
+        count = len(next(iter(result.widths.values())))
+        first = count - len(limits)  # 1 when the full network was prepended
+        over = {}
+        for k in range(count):
+            widths = {g: w[k] for g, w in result.widths.items()}
+            widths.update(kept)
+            planned = memory_lib.planned_arena(model, widths)
+            limit = limits[k - first] if k >= first else math.inf
+            if planned > limit:
+                over[k - first] = planned - limit
+        if not over:
+            return result, targets
+        for i, excess in over.items():
+            limits[i] -= excess
+        limits = [min(limits[:i + 1]) for i in range(len(limits))]
+        if min(limits) < floor:
+            break
+        targets = dict(targets, **{resource: limits})
+        result = run(targets)
+    raise ValueError(
+        f"No plan found whose every subnetwork fits memory_limit in TFLite "
+        f"Micro's greedy memory planner after {_PLANNER_ROUNDS} rounds (it "
+        "leaves gaps when widths fall and rise again); give a larger "
+        "memory_limit.")
+
+
+def _memory_limits(memory_limit, count):
+    """memory_limit as a list of `count` byte limits, or a clear error."""
+    if isinstance(memory_limit, numbers.Number) and not isinstance(memory_limit, bool):
+        limits = [memory_limit] * count
+    else:
+        limits = _budget_list(memory_limit, "memory_limit")
+        if len(limits) != count:
+            raise ValueError(
+                f"memory_limit lists {len(limits)} limits for {count} budgets; "
+                "give one number (every subnetwork) or one limit per budget.")
+    for i, v in enumerate(limits):
+        if not (isinstance(v, numbers.Real) and math.isfinite(v) and v > 1):
+            raise ValueError(
+                f"memory_limit = {v!r} is not a number of bytes: give the "
+                "activation memory the board has for the arena, e.g. "
+                "memory_limit=64_000 (bytes, > 1).")
+    return [float(v) for v in limits]
+
+
+def _check_memory_limits(model, problem, limits, multiple_of, include_full,
+                         min_width):
+    """Refuses limits no subnetwork meets (naming the smallest feasible
+    value) and resolves include_full=None: the full network is subnetwork 0
+    when it fits the first limit."""
+    resource = memory_lib.RESOURCE
+    floor = problem.cost(problem.min_widths(multiple_of), resource)
+    if min(limits) < floor:
+        raise ValueError(
+            f"memory_limit = {min(limits):,.0f} bytes is below the activation "
+            f"memory of the smallest possible subnetwork (every group at its "
+            f"minimum width): the smallest feasible memory_limit is "
+            f"{math.ceil(floor):,} bytes. Give at least that"
+            f"{', or a smaller min_width' if min_width > 1 else ''}.")
+    needed = memory_lib.planned_arena(model)
+    if include_full and needed > limits[0]:
+        raise ValueError(
+            f"include_full=True, but the full network needs {needed:,.0f} bytes "
+            f"of activation memory, above memory_limit = {limits[0]:,.0f}; "
+            "use include_full=None (the largest subnetwork that fits) or a "
+            "larger limit.")
+    return needed <= limits[0] if include_full is None else include_full
 
 
 def _latency_table(latency_targets, latency_table):

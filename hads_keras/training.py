@@ -361,7 +361,11 @@ def apply(model, plan, importance=None, calibration_data=None,
         model: a built Sequential/Functional model (Keras or HADS layers);
             it is not modified.
         plan: a `Plan`. If it carries a unit order (solvers set it from the
-            importance scores), units are permuted by it first.
+            importance scores), units are permuted by it first. If its
+            subnetwork 0 keeps fewer units than the model (`plan.reduced`:
+            a largest subnetwork under budget), only those units are kept:
+            the nested model is physically smaller and its plan is
+            `plan.rebased()` (subnetwork 0 = its full network).
         importance: optional mapping group -> scores; when given and the plan
             has no order, units are sorted by descending importance.
         calibration_data: optional input samples (an array, `(x, y)`, a
@@ -391,7 +395,11 @@ def apply(model, plan, importance=None, calibration_data=None,
     order = plan.order
     if order is None and importance is not None:
         order = permute_lib.order_by_importance(importance)
-    if order is not None:
+    if plan.reduced:
+        # No subnetwork uses the units past subnetwork 0's: drop them.
+        model = permute_lib.select_units(model, _largest_units(plan, order or {}))
+        plan = plan.rebased()
+    elif order is not None:
         model = permute_lib.permute(model, order)
     network = convert_lib.convert(model, num_subnetworks=plan.num_subnetworks)
     nested = NestedModel(network, plan.without_order(), name=f"nested_{model.name}")
@@ -399,6 +407,18 @@ def apply(model, plan, importance=None, calibration_data=None,
         from hads_keras.calibration import calibrate_batch_norm
         calibrate_batch_norm(nested, calibration_data, batches=calibration_batches)
     return nested
+
+
+def _largest_units(plan, order):
+    """Per group, the units subnetwork 0 of a reduced plan keeps: the first
+    of the unit order (all units in their order where it keeps all)."""
+    units = {}
+    for group in plan.groups:
+        width, full = plan.widths(group)[0], plan.full_widths[group]
+        if group not in order and width == full:
+            continue
+        units[group] = np.asarray(order.get(group, np.arange(full)))[:width]
+    return units
 
 
 def set_subnetwork(model, index):

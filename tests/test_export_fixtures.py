@@ -110,6 +110,19 @@ def exported(family):
     return nested, nested_bytes, report
 
 
+@functools.lru_cache(maxsize=None)
+def exported_reduced():
+    """The trained DS-CNN's full network under a plan whose subnetwork 0 is
+    below the model (its subnetworks 1 and 2): (nested model, bytes of its
+    nested export). `hads.apply` keeps only subnetwork 0's units."""
+    x, _, _, _, rep = digits()
+    model = hads.extract_subnetwork(trained("ds_cnn"), 0)
+    plan = hads.Plan({g: w[1:] for g, w in PLANS["ds_cnn"].items()},
+                     full_widths={g: w[0] for g, w in PLANS["ds_cnn"].items()})
+    nested = hads.apply(model, plan, calibration_data=x)
+    return nested, export.tflite_nested(nested, None, rep)
+
+
 def test_families_train_to_useful_accuracy():
     """The fixtures are trained models, so 1-point comparisons mean something."""
     _, _, x_test, y_test, _ = digits()

@@ -4,7 +4,10 @@
   builtin reference kernels by default), dequantized to float;
 * `run_tflm(bytes, x)`: the same with the TFLite Micro Python runtime;
 * `arena_size(bytes)`: tensor arena bytes TFLite Micro allocates for the
-  model (its `RecordingMicroAllocator` total);
+  model (its `RecordingMicroAllocator` total); `arena_usage` splits it into
+  head (planned activations) and tail (persistent data);
+* `live_tensor_bytes(bytes)`: per operator, the activation bytes live
+  while it runs, read from the file (the reference for `hads_keras.memory`);
 * `check_nested(bytes)`: structural checks of a nested model;
 * `subnetwork_report(nested, x, y, representative_data)`: per subnetwork,
   float accuracy in Keras, float and int8 accuracy in TFLite, size and
@@ -115,6 +118,15 @@ def arena_size(tflite_bytes):
     The total of the `RecordingMicroAllocator` (head + tail), as printed by
     `print_allocations`, for the TFLite Micro Python runtime's build.
     """
+    return arena_usage(tflite_bytes)["total"]
+
+
+def arena_usage(tflite_bytes):
+    """The TFLite Micro arena of a builtin-operator model, in its parts:
+    `head` (the planned non-persistent buffers: activations and scratch),
+    `tail` (persistent data: tensor structs, operator data such as
+    per-channel quantization parameters) and `total`, in bytes, from the
+    `RecordingMicroAllocator` of the TFLite Micro Python runtime."""
     from tflite_micro import runtime
     interpreter = runtime.Interpreter.from_bytes(bytes(tflite_bytes))
     with tempfile.TemporaryDirectory() as directory:
@@ -123,11 +135,53 @@ def arena_size(tflite_bytes):
             interpreter.print_allocations()
         with open(path) as f:
             text = f.read()
-    match = re.search(r"Arena allocation total (\d+) bytes", text)
-    if not match:
+    found = {part: re.search(rf"Arena allocation {part} (\d+) bytes", text)
+             for part in ("total", "head", "tail")}
+    if not all(found.values()):
         raise RuntimeError(
             "arena_size: TFLite Micro printed no arena total; got:\n" + text)
-    return int(match.group(1))
+    return {part: int(match.group(1)) for part, match in found.items()}
+
+
+def live_tensor_bytes(tflite_bytes):
+    """Per operator of a `.tflite` model (first subgraph), the bytes of the
+    activation tensors live while it runs: produced by it or before (model
+    inputs from the first operator) and read by it or later (model outputs
+    to the last one), as TFLite Micro's planner sees their lifetimes.
+    Returns a list of `(operator name, bytes)`; read from the file alone,
+    an independent check of `hads_keras.memory`."""
+    from ai_edge_litert.schema_py_generated import TensorType
+    model = flatbuffer.load(tflite_bytes, "live_tensor_bytes: the model")
+    graph = model.subgraphs[0]
+    item_bytes = {TensorType.INT8: 1, TensorType.UINT8: 1, TensorType.INT16: 2,
+                  TensorType.INT32: 4, TensorType.FLOAT32: 4}
+
+    def constant(index):
+        data = model.buffers[graph.tensors[index].buffer].data
+        return data is not None and len(data) > 0
+
+    first = {int(i): 0 for i in graph.inputs}
+    last = dict(first)
+    for k, op in enumerate(graph.operators):
+        for i in op.inputs:
+            if i >= 0 and not constant(i):
+                last[int(i)] = k
+        for i in op.outputs:
+            first[int(i)] = last[int(i)] = k
+    for i in graph.outputs:
+        last[int(i)] = len(graph.operators) - 1
+
+    def nbytes(index):
+        tensor = graph.tensors[index]
+        if tensor.type not in item_bytes:
+            raise ValueError(f"live_tensor_bytes: tensor {index} has type "
+                             f"{tensor.type}, not an activation type of an "
+                             "int8 or float model.")
+        return int(np.prod(tensor.shape)) * item_bytes[tensor.type]
+
+    return [(flatbuffer.op_name(model, op),
+             sum(nbytes(i) for i in first if first[i] <= k <= last[i]))
+            for k, op in enumerate(graph.operators)]
 
 
 def accuracy(outputs, labels):
