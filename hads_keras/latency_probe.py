@@ -50,7 +50,7 @@ TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-g++", "qemu-system-arm")
 INSTALL_HINT = ("apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
                 "libstdc++-arm-none-eabi-newlib qemu-system-arm")
 CSV_MAGIC = "# hads-latency-probe"
-CSV_UNITS = ("instructions", "cycles")
+CSV_UNITS = ("instructions", "cycles", "us")
 SUBNETWORK_ROW = "<subnetwork "
 # The probe's OperatorKind values.
 KINDS = {"dense": 0, "conv2d": 1, "depthwise": 2, "average_pool": 3}
@@ -185,8 +185,9 @@ def grid_points(model, grids=None, points=5, minimum=1, multiple_of=1):
     return requested, grids
 
 
-def _sweep_points(model, ops, grids=None, points=5, minimum=1, multiple_of=1):
-    """The probe's (operator index, active in, active out) list."""
+def sweep_points(model, ops, grids=None, points=5, minimum=1, multiple_of=1):
+    """The probe's grid: (operator index, active in, active out) per point,
+    for `ops` = `operators(model)[0]`."""
     requested, _ = grid_points(model, grids, points, minimum, multiple_of)
     layer_groups = dict(latency.latency_layers(model))
     full = latency._full_widths(model)
@@ -218,7 +219,7 @@ def header_text(model, *, grids=None, points=5, minimum=1, multiple_of=1,
                          "or pooling layer to time.")
     if not 1 <= repeats <= 15:
         raise ValueError(f"Latency probe: repeats must be 1..15, got {repeats}.")
-    sweep = _sweep_points(model, ops, grids, points, minimum, multiple_of) if grid else []
+    sweep = sweep_points(model, ops, grids, points, minimum, multiple_of) if grid else []
     full = latency._full_widths(model)
     chains = []
     for k, widths in enumerate(subnetworks):
