@@ -15,7 +15,10 @@ with BN folded, `hads_keras.importance.l1_importance`):
 3. reports measured latency / target (the acceptance: within 2 %);
 4. solves a latency plan at exactly the MAC plan's *measured* latencies and
    compares the importance both keep at equal measured latency (the
-   acceptance: the latency plan keeps at least as much).
+   acceptance: the latency plan keeps at least as much);
+5. how well a table interpolates: 10 random subnetworks (seed 0), the
+   table's total against the measured one, for grids of 5 and 9 widths per
+   group, widths aligned to 4 and not.
 
 Widths are multiples of 4 (grid and plans, `--multiple_of`): the DSP
 kernels' cost of an unaligned width differs from its neighbours' by a few %
@@ -70,6 +73,41 @@ def summarize(plan, scores, measured, full_measured):
             "importance_kept": kept_importance(plan, scores)}
 
 
+INTERPOLATION_GRIDS = [  # (points per group, alignment of grid and widths)
+    (9, 1), (5, 4), (9, 4)]
+
+
+def random_subnetworks(full, align, count=10, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for fraction in np.linspace(1.0, 0.2, count):
+        out.append({g: min(w, max(align, int(round(w * fraction * rng.uniform(0.8, 1.2)
+                                                   / align)) * align))
+                    for g, w in full.items()})
+    return out
+
+
+def interpolation(model, full):
+    """Table total / measured total - 1 at random subnetworks, per grid."""
+    from hads_keras import latency_probe
+
+    rows = []
+    for points, align in INTERPOLATION_GRIDS:
+        table = latency_probe.measure_qemu(model, points=points, minimum=align,
+                                           multiple_of=align)
+        sliced = {g: w for g, w in full.items() if not latency_probe._is_fixed(model, g)}
+        subs = random_subnetworks(sliced, align)
+        measured = latency_probe.measure_subnetworks_qemu(model, subs)
+        errors = [table.cost(dict(full, **s)) / m - 1 for s, m in zip(subs, measured)]
+        rows.append({"points": points, "align": align, "errors": errors,
+                     "max_abs_error": max(map(abs, errors))})
+        print(f"  interpolation, {points} widths per group, aligned to {align}: "
+              f"max |table / measured - 1| = {100 * rows[-1]['max_abs_error']:.2f} %")
+    return rows
+
+
 def run_model(size, args):
     import keras
 
@@ -102,6 +140,7 @@ def run_model(size, args):
     print(f"\nds_cnn_{size}: table of {len(table.layers)} layers, {grid_points} points, "
           f"{table_seconds:.1f} s; full latency table {table_full:.0f}, measured "
           f"{full_measured:.0f} instructions")
+    out["interpolation"] = interpolation(model, full)
     _print_plan("MAC plan", out["mac_plan"])
 
     try:
