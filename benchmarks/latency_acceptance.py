@@ -97,8 +97,8 @@ def interpolation(model, full):
     for points, align in INTERPOLATION_GRIDS:
         table = latency_probe.measure_qemu(model, points=points, minimum=align,
                                            multiple_of=align)
-        sliced = {g: w for g, w in full.items() if not latency_probe._is_fixed(model, g)}
-        subs = random_subnetworks(sliced, align)
+        fixed = {g.name for g in latency_probe.latency._analysis(model).groups if g.fixed}
+        subs = random_subnetworks({g: w for g, w in full.items() if g not in fixed}, align)
         measured = latency_probe.measure_subnetworks_qemu(model, subs)
         errors = [table.cost(dict(full, **s)) / m - 1 for s, m in zip(subs, measured)]
         rows.append({"points": points, "align": align, "errors": errors,

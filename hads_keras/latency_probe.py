@@ -162,8 +162,9 @@ def operators(model):
 
 
 def grid_points(model, grids=None, points=5, minimum=1, multiple_of=1):
-    """{layer: list of group-width tuples}: the grid a table measures, as
-    `latency.build_table` walks it (`grids`: group -> widths overrides)."""
+    """`(requested, grids)`: {layer: list of group-width tuples}, the points
+    a table measures in the order `latency.build_table` walks them, and the
+    widths per group (`grids`: group -> widths overrides the default)."""
     analysis = latency._analysis(model)
     full = {g.name: g.width for g in analysis.groups}
     grids = dict(grids or {})
@@ -220,10 +221,12 @@ def header_text(model, *, grids=None, points=5, minimum=1, multiple_of=1,
     if not 1 <= repeats <= 15:
         raise ValueError(f"Latency probe: repeats must be 1..15, got {repeats}.")
     sweep = sweep_points(model, ops, grids, points, minimum, multiple_of) if grid else []
-    full = latency._full_widths(model)
+    analysis = latency._analysis(model)
+    full = {g.name: g.width for g in analysis.groups}
+    sliced = {g.name for g in analysis.groups if not g.fixed}
     chains = []
     for k, widths in enumerate(subnetworks):
-        missing = [g for g in full if g not in widths and not _is_fixed(model, g)]
+        missing = sorted(sliced - set(widths))
         if missing:
             raise ValueError(f"Latency probe: subnetwork {k} lacks the widths of groups "
                              f"{missing}.")
@@ -262,10 +265,6 @@ def header_text(model, *, grids=None, points=5, minimum=1, multiple_of=1,
     return "\n".join(lines)
 
 
-def _is_fixed(model, group):
-    return latency._analysis(model)[group].fixed
-
-
 def arena_estimate(ops, with_chains):
     """An upper bound of hads::probe::SweepArenaBytes (the probe checks the
     exact figure and prints it when the arena is too small)."""
@@ -291,7 +290,8 @@ def arena_estimate(ops, with_chains):
         single = max(single, mine + align(image) + align(output))
         own += mine
         activation = max(activation, align(max(image, output)))
-    chained = own + 2 * activation + 64 * len(ops) if with_chains else 0
+    # + one hads::probe::Prepared (under 128 bytes) per operator
+    chained = own + 2 * activation + 128 * len(ops) if with_chains else 0
     return max(single, chained)
 
 

@@ -52,6 +52,16 @@ def test_the_operators_and_their_active_widths():
     assert ops[1].spec["in_height"] == 6 and ops[2].spec["in_height"] == 4  # valid 3x3
 
 
+def test_what_the_probe_cannot_time_is_refused_by_name():
+    conv1d = hads.convert(keras.Sequential([
+        keras.Input((10, 3)), keras.layers.Conv1D(4, 3, name="c1d"),
+        keras.layers.Flatten(), keras.layers.Dense(2, name="out")]))
+    with pytest.raises(ValueError, match="layer 'c1d' is a Conv1D"):
+        latency_probe.operators(conv1d)
+    with pytest.raises(ValueError, match="grid for unknown group 'nope'"):
+        latency_probe.grid_points(_model(), grids={"nope": [1, 2]})
+
+
 def test_a_board_csv_becomes_a_table_exact_at_the_grid():
     model = _model()
     table = latency_probe.read_csv(io.StringIO(_csv(model)), model, target="nano33ble")
@@ -129,6 +139,22 @@ def test_the_header_describes_the_operators_and_the_grid():
         latency_probe.header_text(model, repeats=0)
     with pytest.raises(ValueError, match="subnetwork 0 lacks the widths of groups"):
         latency_probe.header_text(model, subnetworks=[{"conv": 4}])
+
+
+def test_hads_latency_header_and_qemu_from_the_command_line(tmp_path, capsys, monkeypatch):
+    _model().save(tmp_path / "m.keras")
+    header = tmp_path / "probe.h"
+    assert cli.main(["latency", "header", str(tmp_path / "m.keras"), "--points", "3",
+                     "--out", str(header)]) == 0
+    assert "hads_probe_model::kSweep" not in header.read_text()  # defined, not used
+    assert "const hads::probe::Sweep kSweep" in header.read_text()
+    code = cli.main(["latency", "header", str(tmp_path / "m.keras"), "--points", "1"])
+    assert code == 2 and "--points 1" in capsys.readouterr().err
+    monkeypatch.setattr(shutil, "which", lambda tool: None)
+    code = cli.main(["latency", "qemu", str(tmp_path / "m.keras"), "--out",
+                     str(tmp_path / "t.json")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "qemu-system-arm" in err[0]
 
 
 needs_qemu = pytest.mark.skipif(
