@@ -1,4 +1,4 @@
-"""The `hads` command: demo, solve, export, report.
+"""The `hads` command: demo, solve, export, report, latency.
 
 Each subcommand registers itself here through an `add_parser(subparsers)`
 function of a module that imports nothing heavy (`hads_keras.commands.*`,
@@ -26,6 +26,7 @@ _COMMANDS = (
     ("solve", "hads_keras.commands.solve"),
     ("export", "hads_keras.commands.export"),
     ("report", "hads_keras.commands.report"),
+    ("latency", "hads_keras.commands.latency_host"),
 )
 
 _VERBOSE_HELP = "show TensorFlow's and the converter's own log lines"
