@@ -10,6 +10,7 @@ runs the chosen method and returns a `Plan` that carries the unit order
 (most important first): `hads_keras.apply(model, plan)` permutes by it.
 """
 
+import dataclasses
 import numbers
 
 import numpy as np
@@ -19,6 +20,7 @@ from hads_keras import costs as costs_lib
 from hads_keras import graph as graph_lib
 from hads_keras import importance as importance_lib
 from hads_keras import knapsack
+from hads_keras import latency_budget
 from hads_keras.plan import Plan
 
 
@@ -79,9 +81,11 @@ def _problem(model, importance, min_width, keep):
 
 
 def solve(model, importance, mac_targets=None, *, param_targets=None,
+          latency_targets=None, latency_table=None,
           method="bottom_up", solver=None, costs="exact", min_width=1,
           multiple_of=1, eps=0.01, time_limit=60.0, verbose=False, keep=()):
-    """Slicing points of nested subnetworks within MAC (and parameter) budgets.
+    """Slicing points of nested subnetworks within MAC, parameter and
+    latency budgets.
 
     Args:
         model: the trained model (Keras/HADS layers, or a NestedModel).
@@ -95,6 +99,16 @@ def solve(model, importance, mac_targets=None, *, param_targets=None,
             `[1.0, .75, .5, .25]` and `[.75, .5, .25]` both give four
             subnetworks.
         param_targets: the same for parameters (optional, may be combined).
+        latency_targets: the same for latency, measured in `latency_table`:
+            fractions in (0, 1] of the full network's latency, absolute
+            numbers in the table's unit, or strings with a unit ("20ms",
+            "1.2e6 instructions"; a time needs a table in microseconds).
+            Alone or with MAC / parameter targets (every budget holds for
+            its subnetwork).
+        latency_table: a `hads_keras.latency.LatencyTable` or the path of its
+            JSON file, made for this model (refused otherwise); needed with
+            `latency_targets`. The chain DP solves latency alone exactly per
+            table entry; with other targets CP-SAT is used.
         method: "bottom_up" (the paper's default), "top_down" or "joint".
         solver, costs, eps, time_limit: see `hads_keras.knapsack.solve_problem`.
         min_width: smallest slicing point of every group, an integer >= 1
@@ -121,9 +135,17 @@ def solve(model, importance, mac_targets=None, *, param_targets=None,
             f"min_width must be an integer >= 1 (every subnetwork keeps at least "
             f"one unit per group), got {min_width!r}.")
     min_width = int(min_width)
+    table = _latency_table(latency_targets, latency_table)
+    if table is not None:
+        targets["latency"] = latency_budget.latency_budgets(latency_targets, table)
     if not targets:
-        raise ValueError("Give mac_targets and/or param_targets, e.g. mac_targets=[1.0, 0.75, 0.5, 0.25].")
+        raise ValueError("Give mac_targets, param_targets and/or latency_targets, "
+                         "e.g. mac_targets=[1.0, 0.75, 0.5, 0.25].")
     problem, order, kept = _problem(model, importance, min_width, keep)
+    if table is not None:
+        full = dict(kept, **{g.name: g.width for g in problem.groups})
+        problem = dataclasses.replace(problem, tables=tuple(
+            latency_budget.table_terms(table, model, set(order), full)))
     if solver is None and costs == "exact" and not _is_chain(problem, targets):
         # Merges and squeeze-and-excite blocks couple groups that are not
         # neighbours: the chain DP does not apply, CP-SAT does.
@@ -134,21 +156,37 @@ def solve(model, importance, mac_targets=None, *, param_targets=None,
     widths = {name: list(result.widths[name]) for name in order}
     sub_costs = costs_lib.evaluate_per_subnetwork(problem.terms, widths)
     count = len(sub_costs)
+    if table is not None:  # in the table's unit, as measured (not rounded)
+        for k, cost in enumerate(sub_costs):
+            cost[latency_budget.RESOURCE] = problem.cost(
+                {g: w[k] for g, w in widths.items()}, latency_budget.RESOURCE)
     widths.update({name: [width] * count for name, width in kept.items()})
     return Plan(widths, costs=sub_costs,
                 order=order, info={
                     "method": method, "solver": result.solver, "costs": costs,
                     "targets": targets, "report": str(result),
-                    "kept": sorted(kept)})
+                    "kept": sorted(kept),
+                    **({"latency": latency_budget.info(table)} if table else {})})
+
+
+def _latency_table(latency_targets, latency_table):
+    """The table, or None without latency targets; each needs the other."""
+    if latency_targets is None and latency_table is None:
+        return None
+    if latency_table is None:
+        raise ValueError(
+            "latency_targets needs latency_table=: a hads_keras.latency."
+            "LatencyTable or the path of its JSON file, measured for this model "
+            "(e.g. on the Cortex-M4 emulator or the host).")
+    if latency_targets is None:
+        raise ValueError(
+            "latency_table is given without latency_targets; add e.g. "
+            "latency_targets=[1.0, 0.5, 0.25] (fractions of the full latency).")
+    return latency_budget.load_table(latency_table)
 
 
 def _is_chain(problem, targets):
-    try:
-        for resource in targets:
-            problem.chain(resource)
-    except ValueError:
-        return False
-    return True
+    return problem.is_chain(targets)
 
 
 def _budget_list(values, name):
