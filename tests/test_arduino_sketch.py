@@ -282,7 +282,7 @@ def header_array(header, name):
 
 def header_costs(header):
     m = re.search(r"g_hads_costs\[\] = \{(.*?)\n\};", header, re.S)
-    return [(int(a), int(b)) for a, b in re.findall(r"\{(\d+)u, (\d+)u\}", m.group(1))]
+    return [(int(a), int(b)) for a, b in re.findall(r"\{(\d+)u, (\d+)u, \d+u\}", m.group(1))]
 
 
 # ---------------------------------------------------------------------------
@@ -309,7 +309,7 @@ def test_write_sketch_writes_a_complete_sketch_folder(tmp_path):
     assert "alignas(16) const unsigned char g_hads_model[]" in header
     # The subnetwork table: hand-counted MACs/params, largest first.
     assert header_costs(header) == dnn_costs()
-    assert "g_hads_cost_table = {3, g_hads_costs}" in header
+    assert "g_hads_cost_table = {3, g_hads_costs, hads::LatencyUnit::kNone}" in header
     # Labels from the model metadata, escaped for C.
     assert 'g_hads_num_labels = 4' in header and r'"say \"hi\""' in header
     # Exactly the operators used: SOFTMAX + the three HADS operators.

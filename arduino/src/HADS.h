@@ -23,6 +23,7 @@ sketch switches between them at run time by writing one integer, the model's
   }
   void loop() {
     nested.selectForBudget(50000);    // largest subnetwork within 50k MACs
+    // or, with a latency table in the export: nested.selectForLatency(2000);
     nested.invoke();
   }
 
@@ -47,6 +48,18 @@ Errors come back as hads::Result values; nothing in the library aborts.
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 #include "tensorflow/lite/schema/schema_generated.h"
+
+// Core clock (Hz) that NestedModel::selectForLatency() converts a cost table
+// in cycles with: F_CPU where the Arduino core defines it, else define
+// HADS_CLOCK_HZ before including HADS.h or pass the clock (e.g. CMSIS's
+// SystemCoreClock) to selectForLatency(max_us, clock_hz).
+#ifndef HADS_CLOCK_HZ
+#ifdef F_CPU
+#define HADS_CLOCK_HZ F_CPU
+#else
+#define HADS_CLOCK_HZ 0
+#endif
+#endif
 
 namespace hads {
 
@@ -89,9 +102,12 @@ class NestedModel {
   // Number of subnetworks; 0 before a successful begin().
   int count() const { return selector_.count(); }
 
-  // MACs / parameters of subnetwork k (0 for an invalid k).
+  // MACs / parameters / latency of subnetwork k (0 for an invalid k); the
+  // latency is in latencyUnit() (LatencyUnit::kNone: the table has none).
   uint32_t macs(int k) const { return selector_.macs(k); }
   uint32_t params(int k) const { return selector_.params(k); }
+  uint32_t latency(int k) const { return selector_.latency(k); }
+  LatencyUnit latencyUnit() const { return selector_.latencyUnit(); }
 
   // Switches to subnetwork k (0 = full network, count()-1 = smallest) for
   // the next invoke(): one bounds check and one store.
@@ -101,6 +117,15 @@ class NestedModel {
   // (selection unchanged) when even the smallest is too big.
   Result selectForBudget(uint32_t max_macs) {
     return selector_.selectForBudget(max_macs);
+  }
+
+  // Switches to the largest subnetwork whose latency in the cost table is
+  // at most max_us microseconds (a table in cycles is converted with
+  // clock_hz, by default HADS_CLOCK_HZ); kNoLatency when the table has no
+  // latency in us or cycles, kNoFit when even the smallest is too slow
+  // (selection unchanged either way).
+  Result selectForLatency(uint32_t max_us, uint32_t clock_hz = HADS_CLOCK_HZ) {
+    return selector_.selectForLatency(max_us, clock_hz);
   }
 
   // Active subnetwork; -1 before begin().

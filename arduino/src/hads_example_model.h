@@ -1568,14 +1568,16 @@ const unsigned int g_hads_model_len = 18608u;
 
 // Subnetworks, largest first (0 = full network): MACs and parameters of
 // one inference, counted over the model's FC/conv/depthwise operators
-// (parameters as deployed: int8 weights and int32 biases, BN folded).
+// (parameters as deployed: int8 weights and int32 biases, BN folded),
+// no latency (export with a latency table for selectForLatency).
+#define HADS_MODEL_HAS_LATENCY 0
 const hads::SubnetworkCost g_hads_costs[] = {
-    {55920u, 1818u},  // 0: 100.0 % MACs; plan: 55920 MACs, 2130 params
-    {43528u, 1410u},  // 1: 77.8 % MACs; plan: 43528 MACs, 1674 params
-    {30496u, 1014u},  // 2: 54.5 % MACs; plan: 30496 MACs, 1224 params
-    {18478u, 621u},  // 3: 33.0 % MACs; plan: 18478 MACs, 768 params
+    {55920u, 1818u, 0u},  // 0: 100.0 % MACs; plan: 55920 MACs, 2130 params
+    {43528u, 1410u, 0u},  // 1: 77.8 % MACs; plan: 43528 MACs, 1674 params
+    {30496u, 1014u, 0u},  // 2: 54.5 % MACs; plan: 30496 MACs, 1224 params
+    {18478u, 621u, 0u},  // 3: 33.0 % MACs; plan: 18478 MACs, 768 params
 };
-const hads::CostTable g_hads_cost_table = {4, g_hads_costs};
+const hads::CostTable g_hads_cost_table = {4, g_hads_costs, hads::LatencyUnit::kNone};
 
 // Class labels (output index -> name); empty when none were given.
 const int g_hads_num_labels = 10;

@@ -2,6 +2,8 @@
 
     hads latency qemu model.keras [--points 5] [--out table.json]
         # Cortex-M4 on QEMU (instructions; needs arm-none-eabi-gcc, qemu-system-arm)
+    hads latency host model.keras [--points 5] [--repeats 100]
+        # this host in LiteRT (microseconds, medians; hads_keras.latency_host)
     hads latency header model.keras [--points 5] [--out hads_probe_model.h]
         # the model for arduino/examples/LatencyTable; run it on the board,
         # save what it prints as board.csv, then
@@ -12,6 +14,7 @@ The table file format is docs/latency_tables.md.
 """
 
 from hads_keras.commands import _common
+from hads_keras.commands import latency_host
 
 
 def _grid_options(parser):
@@ -44,6 +47,12 @@ def add_parser(subparsers):
                       help="compiler optimization (default -Os, what Arduino cores use)")
     qemu.add_argument("--out", default="latency_table.json", help="table file to write")
     qemu.set_defaults(func=run_qemu)
+
+    host = sub.add_parser("host", help="measure on this host in LiteRT (microseconds, "
+                                       "medians of repeated invokes)")
+    host.add_argument("model", help="a .keras model (Keras or HADS layers)")
+    latency_host.add_arguments(host)
+    host.set_defaults(func=latency_host.run)
 
     header = sub.add_parser("header", help="write the probe header for the Arduino "
                                            "example LatencyTable")

@@ -6,7 +6,8 @@ Three jobs, each usable on its own:
   (docs/nested_tflite_format.md) into an Arduino sketch folder: the sketch
   (`<folder>.ino`, from one of the library's examples) and `hads_model.h`
   with the model as a C array, the subnetwork cost table (MACs and
-  parameters per subnetwork, computed from the model's operators), the
+  parameters per subnetwork, computed from the model's operators, and the
+  latency per subnetwork with its unit when the plan carries one), the
   labels, an optional sample input, a tensor arena size and a function that
   registers exactly the operators the model uses.
 * `library_zip(out_path)` writes the library as the zip that the Arduino IDE
@@ -471,6 +472,62 @@ def plan_costs(plan):
 # ---------------------------------------------------------------------------
 # Writing the sketch.
 
+# Latency unit of a table (hads_keras.latency.UNITS) -> hads::LatencyUnit.
+LATENCY_UNITS = {"us": "kMicroseconds", "cycles": "kCycles",
+                 "instructions": "kInstructions"}
+
+
+def plan_latency(plan):
+    """(unit, [latency per subnetwork, rounded up to integers]) from a plan
+    dict whose costs carry "latency" (with `info.latency.unit`), or None."""
+    if isinstance(plan, (str, bytes)):
+        plan = json.loads(plan)
+    if hasattr(plan, "to_dict"):
+        plan = plan.to_dict()
+    costs = plan.get("costs") if isinstance(plan, dict) else None
+    if not isinstance(costs, list) or not costs or not all(
+            isinstance(c, dict) and "latency" in c for c in costs):
+        return None
+    unit = (plan.get("info") or {}).get("latency", {}).get("unit")
+    if unit not in LATENCY_UNITS:
+        raise ValueError(
+            f"the plan's latency has unit {unit!r} (info.latency.unit); the "
+            f"cost table takes one of {sorted(LATENCY_UNITS)}")
+    values = []
+    for k, cost in enumerate(costs):
+        value = float(cost["latency"])
+        if not math.isfinite(value) or value < 0 or math.ceil(value) >= 2 ** 32:
+            raise ValueError(f"subnetwork {k}: latency {cost['latency']!r} {unit} "
+                             "does not fit the cost table's uint32 (finite, >= 0)")
+        values.append(int(math.ceil(value)))
+    return unit, values
+
+
+def _cost_table(info, planned, latency):
+    """The `g_hads_costs` / `g_hads_cost_table` lines of hads_model.h."""
+    out = ["// Subnetworks, largest first (0 = full network): MACs and parameters of",
+           "// one inference, counted over the model's FC/conv/depthwise operators",
+           "// (parameters as deployed: int8 weights and int32 biases, BN folded),"]
+    if latency is None:
+        out.append("// no latency (export with a latency table for selectForLatency).")
+        unit, values = "kNone", [0] * info.num_subnetworks
+    else:
+        out.append(f"// latency in {latency[0]} from the plan's latency table (rounded up).")
+        unit, values = LATENCY_UNITS[latency[0]], latency[1]
+    out.append(f"#define HADS_MODEL_HAS_LATENCY {int(latency is not None)}")
+    out.append("const hads::SubnetworkCost g_hads_costs[] = {")
+    full_macs = info.costs[0][0] or 1
+    for k, (macs, params) in enumerate(info.costs):
+        note = f"  // {k}: {100.0 * macs / full_macs:.1f} % MACs"
+        if planned is not None:
+            note += f"; plan: {planned[k][0]} MACs, {planned[k][1]} params"
+        out.append(f"    {{{macs}u, {params}u, {values[k]}u}},{note}")
+    out.append("};")
+    out.append(f"const hads::CostTable g_hads_cost_table = {{{info.num_subnetworks}, "
+               f"g_hads_costs, hads::LatencyUnit::{unit}}};")
+    return out
+
+
 def _c_bytes(data, indent="  ", per_line=12):
     """A minimal C array body (the exporter's `c_array` writes .h/.cc pairs;
     the sketch wants one self-contained header)."""
@@ -529,6 +586,12 @@ def model_header(tflite_bytes, plan=None, labels=None, sample=None,
     if planned is not None and len(planned) != info.num_subnetworks:
         raise ValueError(f"the plan lists {len(planned)} subnetworks, the model "
                          f"has {info.num_subnetworks}")
+    latency = plan_latency(plan) if plan is not None else None
+    if latency is None and "hads_plan" in info.metadata:
+        latency = plan_latency(info.metadata["hads_plan"])
+    if latency is not None and len(latency[1]) != info.num_subnetworks:
+        raise ValueError(f"the plan lists the latency of {len(latency[1])} "
+                         f"subnetworks, the model has {info.num_subnetworks}")
 
     out = []
     w = out.append
@@ -549,19 +612,7 @@ def model_header(tflite_bytes, plan=None, labels=None, sample=None,
     w("};")
     w(f"const unsigned int g_hads_model_len = {info.size}u;")
     w("")
-    w("// Subnetworks, largest first (0 = full network): MACs and parameters of")
-    w("// one inference, counted over the model's FC/conv/depthwise operators")
-    w("// (parameters as deployed: int8 weights and int32 biases, BN folded).")
-    w("const hads::SubnetworkCost g_hads_costs[] = {")
-    full_macs = info.costs[0][0] or 1
-    for k, (macs, params) in enumerate(info.costs):
-        note = f"  // {k}: {100.0 * macs / full_macs:.1f} % MACs"
-        if planned is not None:
-            note += f"; plan: {planned[k][0]} MACs, {planned[k][1]} params"
-        w(f"    {{{macs}u, {params}u}},{note}")
-    w("};")
-    w(f"const hads::CostTable g_hads_cost_table = {{{info.num_subnetworks}, "
-      "g_hads_costs};")
+    out.extend(_cost_table(info, planned, latency))
     w("")
     w("// Class labels (output index -> name); empty when none were given.")
     w(f"const int g_hads_num_labels = {len(labels)};")

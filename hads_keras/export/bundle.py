@@ -27,7 +27,8 @@ REPORT_FILE = "export_report.json"
 
 
 def export_all(nested, out_dir, representative_data, x_test=None, y_test=None,
-               labels=None, name="model_data", per_subnetwork=True, log=print):
+               labels=None, name="model_data", per_subnetwork=True, log=print,
+               latency_table=None):
     """Write all export artefacts; returns a dict of paths and the report.
 
     Args:
@@ -40,13 +41,15 @@ def export_all(nested, out_dir, representative_data, x_test=None, y_test=None,
         name: C identifier of the array (`<name>.h/.cc`).
         per_subnetwork: also write the standalone per-subnetwork models.
         log: where progress lines go (None: silent).
+        latency_table: optional `LatencyTable` whose per-subnetwork latency
+            goes into the nested model's metadata (`tflite_nested`).
     """
     log = log or (lambda *a: None)
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result = {"nested": out / NESTED_FILE}
     nested_bytes = tflite_nested(nested, result["nested"], representative_data,
-                                 labels=labels)
+                                 labels=labels, latency_table=latency_table)
     log(f"nested int8 model -> {result['nested']}")  # once written, not before
     result["c_array"] = c_array(nested_bytes, name, out)
     log(f"C array -> {result['c_array'][0]}, {result['c_array'][1]}")
@@ -72,19 +75,21 @@ def export_all(nested, out_dir, representative_data, x_test=None, y_test=None,
 
 
 def arduino_sketch(nested, out_dir, representative_data, labels=None,
-                   example="AdaptiveInference"):
+                   example="AdaptiveInference", latency_table=None):
     """Export a nested model straight into an Arduino sketch folder.
 
     The nested int8 model (with its plan and labels as metadata) becomes the
     sketch's `hads_model.h`, next to a copy of the library example
     `example` ("AdaptiveInference" or "BudgetDriven"); open the folder in
-    the Arduino IDE with the HADS library installed.
+    the Arduino IDE with the HADS library installed. With a latency table
+    (or a plan solved with one) the sketch's cost table also holds each
+    subnetwork's latency (`SubnetworkSelector::selectForLatency`).
 
     Returns:
         The path of the sketch's `.ino` file.
     """
     from hads_keras.export import arduino
 
-    nested_bytes = tflite_nested(nested, None, representative_data, labels=labels)
-    return arduino.write_sketch(nested_bytes, out_dir, plan=nested.plan.to_dict(),
-                                labels=labels, example=example)
+    nested_bytes = tflite_nested(nested, None, representative_data, labels=labels,
+                                 latency_table=latency_table)
+    return arduino.write_sketch(nested_bytes, out_dir, labels=labels, example=example)

@@ -7,8 +7,10 @@ protobuf < 4, which breaks TensorFlow 2.21 on install.
 Entries (docs/nested_tflite_format.md):
 
 * `hads_plan`: UTF-8 JSON; the `Plan` dict (groups and slicing points,
-  `costs` per subnetwork: MACs and parameters) plus `operators`, the
-  per-subnetwork widths of each HADS operator.
+  `costs` per subnetwork: MACs and parameters, and `latency` when the plan
+  was solved with a latency table or the exporter was given one, with its
+  unit and target in `info.latency`: `subnetwork_latency`) plus
+  `operators`, the per-subnetwork widths of each HADS operator.
 * `hads_labels`: UTF-8, one class label per line (when given).
 * `hads_materialized` (only in `materialize`d models): JSON
   `{"subnetwork": k, "num_subnetworks": S}`.
@@ -33,6 +35,48 @@ PLAN_KEY = "hads_plan"
 LABELS_KEY = "hads_labels"
 MATERIALIZED_KEY = "hads_materialized"
 CRC_KEY = "hads_crc32"
+
+
+def subnetwork_latency(model, plan, latency_table=None):
+    """Per-subnetwork latency for the `hads_plan` entry, or None.
+
+    From `latency_table` (a `LatencyTable` or its file) evaluated at the
+    plan's widths when given; else from the plan's own `costs[k]["latency"]`
+    and `info["latency"]` (`hads_keras.solve(latency_targets=...)`).
+
+    Returns:
+        (list of costs, one per subnetwork, {"target": ..., "unit": ...,
+        "source": "latency_table" | "plan"}) or None when neither has one.
+    """
+    if latency_table is not None:
+        from hads_keras import graph as graph_lib
+        from hads_keras import latency as latency_lib
+        table = latency_table
+        if not isinstance(table, latency_lib.LatencyTable):
+            table = latency_lib.LatencyTable.load(table)
+        table.check_model(model)
+        widths = {g.name: g.width for g in graph_lib.analyze(
+            latency_lib._network(model)).groups}
+        values = []
+        for k in range(plan.num_subnetworks):
+            widths.update({g: plan.width(g, k) for g in plan.groups})
+            values.append(table.cost(widths))
+        return values, {"target": table.target, "unit": table.unit,
+                        "source": "latency_table"}
+    costs = plan.costs or []
+    has = [isinstance(c, dict) and "latency" in c for c in costs]
+    if not any(has):
+        return None
+    info = plan.info.get("latency")
+    if not all(has) or not isinstance(info, dict) or \
+            not {"target", "unit"} <= set(info):
+        raise ValueError(
+            "The plan's costs carry 'latency' for only some subnetworks or "
+            "without info['latency'] = {'target', 'unit'}; solve it again with "
+            "hads_keras.solve(latency_targets=..., latency_table=...) or pass "
+            "latency_table= to the exporter.")
+    return ([float(c["latency"]) for c in costs],
+            {"target": info["target"], "unit": info["unit"], "source": "plan"})
 
 
 def set_entry(model, name, payload):

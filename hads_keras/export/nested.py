@@ -443,7 +443,8 @@ def rewrite_nested(int8_bytes, infos, num_subnetworks, plan_json, labels=None,
     return nested
 
 
-def tflite_nested(model, path=None, representative_data=None, labels=None):
+def tflite_nested(model, path=None, representative_data=None, labels=None,
+                  latency_table=None):
     """Export a nested model as one int8 `.tflite` with HADS operators.
 
     Args:
@@ -452,6 +453,10 @@ def tflite_nested(model, path=None, representative_data=None, labels=None):
         representative_data: calibration samples `[N, *input_shape]` (run
             through the full network).
         labels: optional class labels, stored as metadata.
+        latency_table: optional `LatencyTable` (or its file): each
+            subnetwork's latency at the plan's widths goes into the
+            metadata (`metadata.subnetwork_latency`; without it, the plan's
+            own latency costs, when it was solved with one).
 
     Returns:
         The nested model's bytes.
@@ -475,6 +480,11 @@ def tflite_nested(model, path=None, representative_data=None, labels=None):
     int8_bytes = keras_to_tflite(full, representative_data, int8=True, int8_io=True)
     plan_json = plan.to_dict()
     plan_json["costs"] = subnetwork_costs(network, plan)
+    latency = metadata_lib.subnetwork_latency(model, plan, latency_table)
+    if latency is not None:
+        for cost, value in zip(plan_json["costs"], latency[0]):
+            cost["latency"] = value
+        plan_json["info"] = dict(plan_json.get("info", {}), latency=latency[1])
     nested = rewrite_nested(int8_bytes, infos, plan.num_subnetworks, plan_json,
                             labels, network=network)
     # Every subnetwork must materialize: this checks that the operators

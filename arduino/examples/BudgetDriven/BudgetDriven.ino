@@ -2,12 +2,17 @@
 run time.
 
 A simulated battery drains and recharges; the lower its level, the smaller
-the time budget per inference. At start-up the sketch measures the full
-network once and derives microseconds per MAC; each round it converts the
-budget into MACs and lets selectForBudget() pick the largest subnetwork that
-fits. A button on pin 2 (to GND) halves the budget while pressed, to try it
-by hand. Inference time is linear in MACs (the HADS kernels only touch the
-active prefix of every layer), so this estimate holds for every subnetwork.
+the time budget per inference. When the export carries each subnetwork's
+latency (a model exported with a latency table in us or cycles), each round
+selectForLatency() picks the largest subnetwork whose latency fits the
+budget. Otherwise (selectForLatency() returns kNoLatency) the sketch uses
+MACs: at start-up it measures the full network once and derives
+microseconds per MAC, converts the budget into MACs and lets
+selectForBudget() pick the largest subnetwork that fits; inference time is
+close to linear in MACs (the HADS kernels only touch the active prefix of
+every layer), though a depthwise MAC costs more than a pointwise one, which
+a latency table measures. A button on pin 2 (to GND) halves the budget while
+pressed, to try it by hand.
 
 The model comes from hads_keras (`hads_model.h`, see the library README).
 Serial Monitor at 115200 baud.
@@ -110,9 +115,11 @@ void loop() {
   // when empty; halved while the button is pressed.
   float budget_us = full_us * (0.15f + 0.95f * battery / 100.0f);
   if (digitalRead(kButtonPin) == LOW) budget_us *= 0.5f;
-  const uint32_t max_macs = static_cast<uint32_t>(budget_us / us_per_mac);
-
-  hads::Result result = nested.selectForBudget(max_macs);
+  hads::Result result =
+      nested.selectForLatency(static_cast<uint32_t>(budget_us));
+  if (result == hads::Result::kNoLatency) {  // no latency table: use MACs
+    result = nested.selectForBudget(static_cast<uint32_t>(budget_us / us_per_mac));
+  }
   if (result == hads::Result::kNoFit) {
     result = nested.select(nested.count() - 1);  // best effort: smallest
   }
