@@ -143,12 +143,7 @@ def solve(model, importance, mac_targets=None, *, param_targets=None,
 
 
 def _is_chain(problem, targets):
-    try:
-        for resource in targets:
-            problem.chain(resource)
-    except ValueError:
-        return False
-    return True
+    return problem.is_chain(targets)
 
 
 def _budget_list(values, name):

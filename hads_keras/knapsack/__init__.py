@@ -54,10 +54,10 @@ problems with the paper's model shapes).
 """
 
 from hads_keras.knapsack.drivers import solve_problem, solve_stage
-from hads_keras.knapsack.problem import (CostTerm, GroupSpec, Problem,
+from hads_keras.knapsack.problem import (CostTerm, GroupSpec, PeakTerm, Problem,
                                          allowed_widths, resolve_targets)
 from hads_keras.knapsack.report import KnapsackResult, StageReport
 from hads_keras.knapsack import shapes  # noqa: F401  (synthetic problems)
 
-__all__ = ["CostTerm", "GroupSpec", "Problem", "KnapsackResult", "StageReport",
+__all__ = ["CostTerm", "GroupSpec", "PeakTerm", "Problem", "KnapsackResult", "StageReport",
            "allowed_widths", "resolve_targets", "solve_problem", "solve_stage"]

@@ -81,48 +81,75 @@ def brute_force(problem: Problem, budgets: dict, lo, hi, multiple_of: int = 1):
 
 
 class _Chain:
-    """The stage in arrays: domains, profits and cost coefficients."""
+    """The stage in arrays: domains, profits, and the cost of the one
+    additive resource as node costs (a function of one width) and edge costs
+    (a function of two neighbouring widths). Peak limits forbid widths and
+    pairs: ``node_pen`` / ``edge_pen`` are 0 where allowed, -inf where not.
+    ``resource=None``: no additive budget, only limits."""
 
-    def __init__(self, problem, resource, lo, hi, multiple_of):
-        self.const, self.lin, self.pair = problem.chain(resource)
+    def __init__(self, problem, resource, lo, hi, multiple_of, limits=None):
         self.doms = stage_domains(problem, lo, hi, multiple_of)
         self.prof = [g.prefix[d] for g, d in zip(problem.groups, self.doms)]
         self.G = len(self.doms)
-        f = [d.astype(np.float64) for d in self.doms]
-        # Pair cost of every (s_{g-1}, s_g) combination, reused by every lam.
-        self.pair_cost = [self.pair[g - 1] * np.outer(f[g - 1], f[g])
-                          for g in range(1, self.G)]
-        self.lin_cost = [self.lin[g] * f[g] for g in range(self.G)]
+        if resource is None:
+            self.const = 0.0
+            self.node = [np.zeros(d.size) for d in self.doms]
+            self.edge = [np.zeros((a.size, b.size))
+                         for a, b in zip(self.doms[:-1], self.doms[1:])]
+        else:
+            self.const, self.node, self.edge = problem.chain_costs(resource,
+                                                                   self.doms)
+        node_ok = [np.ones(d.size, dtype=bool) for d in self.doms]
+        edge_ok = [np.ones(e.shape, dtype=bool) for e in self.edge]
+        for r, limit in (limits or {}).items():
+            n_ok, e_ok = problem.peak_masks(r, limit, self.doms)
+            node_ok = [a & b for a, b in zip(node_ok, n_ok)]
+            edge_ok = [a & b for a, b in zip(edge_ok, e_ok)]
+        self.node_ok, self.edge_ok = node_ok, edge_ok
+        self.node_pen = [np.where(ok, 0.0, -np.inf) for ok in node_ok]
+        self.edge_pen = [np.where(ok, 0.0, -np.inf) for ok in edge_ok]
 
     def cost(self, idx):
-        s = np.array([d[i] for d, i in zip(self.doms, idx)], dtype=np.float64)
-        c = self.const + float(self.lin @ s)
-        if self.G > 1:
-            c += float(self.pair @ (s[:-1] * s[1:]))
-        return c
+        c = self.const + sum(float(n[i]) for n, i in zip(self.node, idx))
+        return c + sum(float(e[i, j]) for e, i, j in zip(self.edge, idx[:-1], idx[1:]))
+
+    def allowed(self, idx):
+        return (all(ok[i] for ok, i in zip(self.node_ok, idx))
+                and all(ok[i, j] for ok, i, j in zip(self.edge_ok, idx[:-1], idx[1:])))
 
     def profit(self, idx):
         return float(sum(p[i] for p, i in zip(self.prof, idx)))
 
-    def lagrangian(self, lam):
-        """argmax sum P - lam * cost over the chain (exact DP, O(S^2) per group)."""
-        v = self.prof[0] - lam * self.lin_cost[0]
+    def best_path(self, node_value, edge_value):
+        """argmax over allowed paths of sum node_value + sum edge_value
+        (exact DP, O(S^2) per group); returns (indices, value)."""
+        v = node_value[0] + self.node_pen[0]
         back = []
         for g in range(1, self.G):
-            m = v[:, None] - lam * self.pair_cost[g - 1]
+            m = v[:, None] + edge_value[g - 1] + self.edge_pen[g - 1]
             arg = np.argmax(m, axis=0)
-            v = m[arg, np.arange(m.shape[1])] + self.prof[g] - lam * self.lin_cost[g]
+            v = m[arg, np.arange(m.shape[1])] + node_value[g] + self.node_pen[g]
             back.append(arg)
         idx = [int(np.argmax(v))]
         for g in range(self.G - 1, 0, -1):
             idx.append(int(back[g - 1][idx[-1]]))
-        idx = idx[::-1]
-        return idx, float(v[idx[-1]]) - lam * self.const
+        return idx[::-1], float(np.max(v))
+
+    def lagrangian(self, lam):
+        """argmax sum P - lam * cost over the allowed chain."""
+        idx, val = self.best_path([p - lam * n for p, n in zip(self.prof, self.node)],
+                                  [-lam * e for e in self.edge])
+        return idx, val - lam * self.const
+
+    def cheapest(self):
+        """The allowed widths of least cost (None if no widths are allowed)."""
+        idx, val = self.best_path([-n for n in self.node], [-e for e in self.edge])
+        return (idx if np.isfinite(val) else None)
 
 
 def _lagrangian_bounds(ch: _Chain, budget: float, iters: int = 40):
     """Best feasible solution seen and the dual bound, by bisection on lam."""
-    lo_idx = [0] * ch.G
+    lo_idx = ch.cheapest()  # feasible: checked by the caller
     best_idx, best = lo_idx, ch.profit(lo_idx)
     ub = np.inf
     idx, val = ch.lagrangian(0.0)
@@ -159,10 +186,15 @@ def _lagrangian_bounds(ch: _Chain, budget: float, iters: int = 40):
     return best_idx, best, ub
 
 
-def chain_dp(problem: Problem, resource: str, budget: float, lo, hi, *,
-             eps: float = 0.01, multiple_of: int = 1, shortcut: bool = True,
-             max_cells: int = 400_000_000) -> StageSolution:
-    """(1 - eps)-optimal stage with exact bilinear costs (see module doc).
+def chain_dp(problem: Problem, resource: str | None, budget: float | None, lo, hi,
+             *, eps: float = 0.01, multiple_of: int = 1, shortcut: bool = True,
+             max_cells: int = 400_000_000,
+             limits: dict | None = None) -> StageSolution:
+    """(1 - eps)-optimal stage with exact costs on a chain (see module doc).
+
+    ``resource``/``budget``: the one additive resource traded against
+    importance (None: none, only ``limits``). ``limits``: ``{peak resource:
+    limit}``, constraints on single widths and neighbouring pairs (exact).
 
     ``eps = 0`` asks for the exact optimum and needs integer importance.
     ``shortcut``: when the Lagrangian solution already has
@@ -175,30 +207,46 @@ def chain_dp(problem: Problem, resource: str, budget: float, lo, hi, *,
         raise ValueError(f"eps must be in [0, 1), got {eps}.")
     original = problem
     unit = 1.0
+    if resource is not None and problem.has_tables(resource):
+        # Measured costs are floats, summed here in another order than
+        # Problem.cost sums them: a relative margin far below any
+        # measurement's precision keeps the plan within the exact cost too.
+        budget = budget * (1 - 1e-12)
     if eps > 0:
         # Importance / its largest score: the same plan for any scale of the
         # scores (the exact DP, eps = 0, counts integer importance as it is).
         problem, unit = problem.normalized()
     sol = _chain_dp(problem, resource, budget, lo, hi, eps, multiple_of,
-                    shortcut, max_cells)
+                    shortcut, max_cells, limits)
     return StageSolution(sol.widths, original.objective(sol.widths), sol.status,
                          time.perf_counter() - t0,
                          None if sol.bound is None else sol.bound * unit)
 
 
 def _chain_dp(problem, resource, budget, lo, hi, eps, multiple_of, shortcut,
-              max_cells) -> StageSolution:
+              max_cells, limits=None) -> StageSolution:
     t0 = time.perf_counter()
-    ch = _Chain(problem, resource, lo, hi, multiple_of)
+    ch = _Chain(problem, resource, lo, hi, multiple_of, limits)
     integer = eps == 0 and all(np.all(p == np.round(p)) for p in ch.prof)
     if eps == 0 and not integer:
         raise ValueError(
             "eps=0 (exact DP) needs integer importance; use eps > 0 for the "
             "(1 - eps) guarantee, or solver='cp-sat'.")
-    if ch.cost([0] * ch.G) > budget:
+    cheapest = ch.cheapest()
+    if cheapest is None:
         raise ValueError(
-            f"Stage infeasible: the smallest allowed widths cost "
-            f"{ch.cost([0] * ch.G):g} > budget {budget:g} ({resource}).")
+            f"Stage infeasible: no widths in [{list(map(int, lo))}, "
+            f"{list(map(int, hi))}] keep every operator within the limits "
+            f"{limits}.")
+    if resource is None:  # only limits: the best allowed widths, exactly
+        idx, _ = ch.lagrangian(0.0)
+        w = np.array([d[i] for d, i in zip(ch.doms, idx)])
+        return StageSolution(w, ch.profit(idx), "OPTIMAL", time.perf_counter() - t0,
+                             ch.profit(idx))
+    if ch.cost(cheapest) > budget:
+        raise ValueError(
+            f"Stage infeasible: the cheapest allowed widths cost "
+            f"{ch.cost(cheapest):g} > budget {budget:g} ({resource}).")
     lb_idx, lb, ub = _lagrangian_bounds(ch, budget)
     n_var = sum(1 for d in ch.doms if d.size > 1)
     top = sum(float(p[-1]) for p in ch.prof)
@@ -225,27 +273,25 @@ def _chain_dp(problem, resource, budget, lo, hi, eps, multiple_of, shortcut,
     Q = qmax + 1
     inf = np.inf
     qs = np.arange(Q)
-    d0 = ch.doms[0].astype(np.float64)
-    f = np.where(qs[None, :] >= r[0][:, None],
-                 (ch.const + ch.lin[0] * d0)[:, None], inf)
+    # Costs with forbidden widths and pairs at +inf (never the minimum).
+    node = [n - pen for n, pen in zip(ch.node, ch.node_pen)]
+    edge = [e - pen for e, pen in zip(ch.edge, ch.edge_pen)]
+    f = np.where(qs[None, :] >= r[0][:, None], (ch.const + node[0])[:, None], inf)
     f[f > budget] = inf
     fs = [f]
     for g in range(1, ch.G):
-        s = ch.doms[g - 1].astype(np.float64)
-        t = ch.doms[g].astype(np.float64)
-        a = ch.pair[g - 1]
-        h = np.empty((t.size, Q))
-        # h[t, q] = min_s f[s, q] + a s t, in chunks of t to bound memory.
-        chunk = max(1, int(2_000_000 // max(1, s.size * Q)))
-        for j in range(0, t.size, chunk):
-            tt = t[j:j + chunk]
-            h[j:j + chunk] = np.min(
-                f[None, :, :] + (a * tt[:, None, None]) * s[None, :, None], axis=1)
-        fn = np.full((t.size, Q), inf)
-        for ti in range(t.size):
+        e = edge[g - 1]
+        n_s, n_t = e.shape
+        h = np.empty((n_t, Q))
+        # h[t, q] = min_s f[s, q] + edge[s, t], in chunks of t to bound memory.
+        chunk = max(1, int(2_000_000 // max(1, n_s * Q)))
+        for j in range(0, n_t, chunk):
+            h[j:j + chunk] = np.min(f[None, :, :] + e.T[j:j + chunk, :, None], axis=1)
+        fn = np.full((n_t, Q), inf)
+        for ti in range(n_t):
             rt = int(r[g][ti])
             if rt < Q:
-                fn[ti, rt:] = h[ti, :Q - rt] + ch.lin[g] * t[ti]
+                fn[ti, rt:] = h[ti, :Q - rt] + node[g][ti]
         fn[fn > budget] = inf
         f = fn
         fs.append(f)
@@ -259,14 +305,13 @@ def _chain_dp(problem, resource, budget, lo, hi, eps, multiple_of, shortcut,
         idx = [ti]
         for g in range(ch.G - 1, 0, -1):
             q -= int(r[g][ti])
-            s = ch.doms[g - 1].astype(np.float64)
-            ti = int(np.argmin(fs[g - 1][:, q] + ch.pair[g - 1] * s * ch.doms[g][ti]))
+            ti = int(np.argmin(fs[g - 1][:, q] + edge[g - 1][:, ti]))
             idx.append(ti)
         idx = idx[::-1]
         if ch.profit(idx) < lb:
             idx = lb_idx
     profit = ch.profit(idx)
-    assert ch.cost(idx) <= budget
+    assert ch.cost(idx) <= budget and ch.allowed(idx)
     bound = min(ub, profit + n_var * k) if ok.size else ub
     exact = integer and k == 1.0
     status = "OPTIMAL" if exact or bound - profit <= 1e-12 * abs(bound) else "FEASIBLE"

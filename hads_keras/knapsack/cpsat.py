@@ -5,7 +5,13 @@ CP-SAT works on integers: importance is divided by its largest score and
 scaled to integers (relative rounding error about 1e-9 of the total,
 whatever the scale of the scores), cost coefficients that are not integers
 are scaled by 1000 and rounded up (budgets down), so a solution feasible
-for CP-SAT is feasible for the exact costs.
+for CP-SAT is feasible for the exact costs. A resource with measured table
+terms (latency) is scaled so that the full network costs 1e9 and every
+tabulated value is rounded up: each term over-estimates by less than 1e-9
+of the full cost (a 20-layer table: < 2e-8 of it, budget left unused), and
+the plan stays within the exact float cost. A table term is an element
+constraint on the index of its widths in their domains (a pair: on the
+flat index i_in * |D_out| + i_out), exact at every allowed width.
 
 Every linear expression is built as one ``(variables, coefficients)`` list
 (:class:`_Linear`) and handed to CP-SAT once: OR-Tools 9.15's ``1 * e``
@@ -26,6 +32,7 @@ from ortools.sat.python import cp_model  # noqa: E402
 
 from hads_keras.knapsack.chain import StageSolution, stage_domains
 from hads_keras.knapsack.problem import Problem
+from hads_keras.knapsack.table import TableTerm
 
 _STATUS = {cp_model.OPTIMAL: "OPTIMAL", cp_model.FEASIBLE: "FEASIBLE",
            cp_model.INFEASIBLE: "INFEASIBLE", cp_model.UNKNOWN: "UNKNOWN",
@@ -45,8 +52,13 @@ class _Scales:
         self.profit = 1.0 if top == 0 else 1e9 / top
         self.cost = {}
         for r in resources:
-            coefs = np.array([t.coef for t in problem.terms if t.resource == r])
-            self.cost[r] = 1.0 if np.all(coefs == np.round(coefs)) else 1000.0
+            terms = [t for t in problem.terms if t.resource == r] + [
+                t for p in problem.operators(r) for t in p.terms]
+            coefs = np.array([t.coef for t in terms])
+            if problem.has_tables(r):
+                self.cost[r] = 1e9 / max(problem.full_cost(r), 1e-300)
+            else:
+                self.cost[r] = 1.0 if np.all(coefs == np.round(coefs)) else 1000.0
 
     def table(self, group):
         """Integer prefix sums. Increments are rounded then made
@@ -65,6 +77,11 @@ class _Scales:
 
     def budget(self, r, b):
         return int(np.floor(b * self.cost[r] + 1e-9))
+
+    def values(self, r, v):
+        """Tabulated costs as integers, rounded up."""
+        return [int(x) for x in np.ceil(np.asarray(v, dtype=np.float64).reshape(-1)
+                                        * self.cost[r])]
 
 
 class _Result:
@@ -159,13 +176,34 @@ def _profit_vars(m, problem, sc, s, doms, tag, cuts=True):
     return vs
 
 
-def _cost_expr(m, problem, sc, r, s, doms, tag, cache):
-    """Integer cost expression of resource r; products via multiplication
-    equalities (shared between resources through ``cache``)."""
+def _budget_constraints(m, problem, sc, budgets, s, doms, tag, cache):
+    """cost <= budget for every additive resource, and for a peak resource
+    one constraint per operator (its sum of terms <= the limit)."""
+    for r, b in budgets.items():
+        groups = ([p.terms for p in problem.operators(r)] if problem.is_peak(r)
+                  else [problem._additive_terms(r)])
+        for terms in groups:
+            expr = _cost_expr(m, problem, sc, r, terms, s, doms, tag, cache)
+            if not expr.vars:  # a constant operator: true or infeasible
+                if expr.const > sc.budget(r, b):
+                    raise ValueError(
+                        f"Infeasible: a constant part of {r} costs more than its "
+                        f"budget {b:g} whatever the widths.")
+                continue
+            m.Add(expr.expr() <= sc.budget(r, b))
+
+
+def _cost_expr(m, problem, sc, r, terms, s, doms, tag, cache):
+    """Integer cost expression (a :class:`_Linear`) of ``terms`` of resource
+    r; products via multiplication equalities (shared between resources
+    through ``cache``; a quadratic self term is s_g * s_g)."""
     idx = {g.name: i for i, g in enumerate(problem.groups)}
     expr = _Linear()
-    for t in problem.terms:
-        if t.resource != r or t.coef == 0:
+    for t in terms:
+        if isinstance(t, TableTerm):
+            _table_cost(m, problem, sc, r, t, s, doms, tag, cache, expr)
+            continue
+        if t.coef == 0:
             continue
         c = sc.coef(r, t.coef)
         if not t.groups:
@@ -186,9 +224,50 @@ def _cost_expr(m, problem, sc, r, s, doms, tag, cache):
                 lj, hi_j = int(doms[j][0]), int(doms[j][-1])
                 m.Add(p >= lj * s[i] + li * s[j] - li * lj)
                 m.Add(p >= hi_j * s[i] + hi_i * s[j] - hi_i * hi_j)
-                cache[key] = p
-            expr.add(cache[key], c)
-    return expr.expr()
+                cache[key] = (p, lambda h, i=i, j=j: int(h[i]) * int(h[j]))
+            expr.add(cache[key][0], c)
+    return expr
+
+
+def _domain_index(m, s, doms, i, tag, cache):
+    """The position of s_i in its allowed widths (an element constraint)."""
+    key = ("index", i, tag)
+    if key not in cache:
+        d = [int(v) for v in doms[i]]
+        x = m.NewIntVar(0, len(d) - 1, f"i_{i}_{tag}")
+        m.AddElement(x, d, s[i])
+        cache[key] = (x, lambda h, d=d, i=i: d.index(int(h[i])))
+    return cache[key][0]
+
+
+def _table_cost(m, problem, sc, r, t, s, doms, tag, cache, expr):
+    """Adds a table term's integer cost to ``expr``: its values on the
+    allowed widths, rounded up, picked by the widths' domain index."""
+    pos = [problem.index(g) for g in t.groups]
+    vals = t.on_domains(*(doms[i] for i in pos))
+    if not pos:
+        expr.add_const(sc.values(r, vals)[0])
+        return
+    if len(pos) == 2 and pos[0] > pos[1]:  # index in network order
+        pos, vals = pos[::-1], vals.T
+    table = sc.values(r, vals)
+    key = ("table", t.layer, r, tag)
+    if len(pos) == 1:
+        index = _domain_index(m, s, doms, pos[0], tag, cache)
+        hint_index = lambda h: cache[("index", pos[0], tag)][1](h)
+    else:
+        a = _domain_index(m, s, doms, pos[0], tag, cache)
+        b = _domain_index(m, s, doms, pos[1], tag, cache)
+        n_b = len(doms[pos[1]])
+        index = m.NewIntVar(0, len(table) - 1, f"ij_{t.layer}_{tag}")
+        m.Add(index == a * n_b + b)
+        ia, ib = cache[("index", pos[0], tag)][1], cache[("index", pos[1], tag)][1]
+        cache[key + ("flat",)] = (index, lambda h: ia(h) * n_b + ib(h))
+        hint_index = lambda h: ia(h) * n_b + ib(h)
+    c = m.NewIntVar(min(table), max(table), f"t_{t.layer}_{r}_{tag}")
+    m.AddElement(index, table, c)
+    cache[key] = (c, lambda h: table[hint_index(h)])
+    expr.add(c, 1)
 
 
 def _finish(problem, solver, st, s_vars, t0, sc):
@@ -213,15 +292,14 @@ def stage(problem: Problem, budgets: dict, lo, hi, *, multiple_of=1,
     s = _width_vars(m, problem, doms, "0")
     v = _profit_vars(m, problem, sc, s, doms, "0", tangent_cuts)
     cache = {}
-    for r, b in budgets.items():
-        m.Add(_cost_expr(m, problem, sc, r, s, doms, "0", cache) <= sc.budget(r, b))
+    _budget_constraints(m, problem, sc, budgets, s, doms, "0", cache)
     m.Maximize(cp_model.LinearExpr.sum(v))
     h = np.asarray(lo if hint is None else hint, dtype=np.int64)
     for g, (sv, vv, x) in enumerate(zip(s, v, h)):
         m.AddHint(sv, int(x))
         m.AddHint(vv, sc.table(problem.groups[g])[int(x)])
-    for (i, j, _), pv in cache.items():
-        m.AddHint(pv, int(h[i]) * int(h[j]))
+    for var, value in cache.values():  # products, table indices and costs
+        m.AddHint(var, value(h))
     st, solver = _solve(m, time_limit, workers, t0=t0)
     w = _finish(problem, solver, st, s, t0, sc)
     if w is None:
@@ -253,6 +331,12 @@ def depthwise_ip(problem: Problem, budgets: dict, lo, hi, *, multiple_of=1,
     with Gurobi); the chain DP solves the same problem.
     """
     t0 = time.perf_counter()
+    other = [r for r in budgets if problem.is_peak(r) or problem.has_tables(r)]
+    if other:
+        raise ValueError(
+            f"solver='ip' (the paper's depthwise IP) counts bilinear costs only, "
+            f"not peak resources or latency tables ({other}); use solver='cp-sat' "
+            "or the default chain DP.")
     doms = stage_domains(problem, lo, hi, multiple_of)
     sc = _Scales(problem, budgets)
     idx = {g.name: i for i, g in enumerate(problem.groups)}
@@ -326,15 +410,16 @@ def depthwise_ip(problem: Problem, budgets: dict, lo, hi, *, multiple_of=1,
 
 @_isolate.isolated
 def joint(problem: Problem, budgets: list, *, multiple_of=1, time_limit=60.0,
-          workers=2, hints=(), log=False, tangent_cuts=False):
+          workers=2, hints=(), log=False, tangent_cuts=False, first=1):
     """All subnetworks in one model: widths nested (s_{g,k} <= s_{g,k-1}),
     exact bilinear costs, objective = importance kept summed over
-    subnetworks. ``budgets[0]`` is the full network (fixed); ``hints`` are
-    width matrices [n_sub, n_groups] (e.g. bottom-up and top-down plans);
+    subnetworks. ``first=1``: ``budgets[0]`` is the full network (fixed);
+    ``first=0``: subnetwork 0 is solved too (include_full=False). ``hints``
+    are width matrices [n_sub, n_groups] (e.g. bottom-up and top-down plans);
     the best is given to CP-SAT as its hint.
 
     Returns (widths [n_sub, n_groups] or None, status, CP-SAT's bound on the
-    objective of subnetworks 1.., seconds).
+    objective of subnetworks first.., seconds).
     """
     t0 = time.perf_counter()
     full = problem.full_widths
@@ -345,36 +430,34 @@ def joint(problem: Problem, budgets: list, *, multiple_of=1, time_limit=60.0,
     m = cp_model.CpModel()
     prev = None
     S, V, P = [], [], []
-    for k in range(1, len(budgets)):
+    for k in range(first, len(budgets)):
         s = _width_vars(m, problem, doms, str(k))
         if prev is not None:
             for a, b in zip(s, prev):
                 m.Add(a <= b)
         v = _profit_vars(m, problem, sc, s, doms, str(k), tangent_cuts)
         cache = {}
-        for r in resources:
-            m.Add(_cost_expr(m, problem, sc, r, s, doms, str(k), cache)
-                  <= sc.budget(r, budgets[k][r]))
+        _budget_constraints(m, problem, sc, budgets[k], s, doms, str(k), cache)
         S.append(s)
         V.append(v)
         P.append(cache)
         prev = s
     m.Maximize(cp_model.LinearExpr.sum([x for v in V for x in v]))
     if hints:
-        best = max(hints, key=lambda h: sum(problem.objective(w) for w in h[1:]))
+        best = max(hints, key=lambda h: sum(problem.objective(w) for w in h[first:]))
         # A complete hint (widths, profits, products) is taken as a first
         # solution without search.
-        for k, (s, v, cache) in enumerate(zip(S, V, P), start=1):
+        for k, (s, v, cache) in enumerate(zip(S, V, P), start=first):
             for g, (sv, vv, h) in enumerate(zip(s, v, best[k])):
                 m.AddHint(sv, int(h))
                 m.AddHint(vv, sc.table(problem.groups[g])[int(h)])
-            for (i, j, _), pv in cache.items():
-                m.AddHint(pv, int(best[k][i]) * int(best[k][j]))
+            for var, value in cache.values():
+                m.AddHint(var, value(best[k]))
     st, solver = _solve(m, time_limit, workers, log, t0=t0)
     widths, bound = None, None
     if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        widths = np.vstack([full] + [[solver.Value(v) for v in s] for s in S])
+        widths = np.vstack([full] * first + [[solver.Value(v) for v in s] for s in S])
         # Each rounded increment is within 0.5 of the scaled importance.
-        slack = 0.5 * int(full.sum()) * (len(budgets) - 1)
+        slack = 0.5 * int(full.sum()) * (len(budgets) - first)
         bound = sc.importance(solver.BestObjectiveBound() + slack)
     return widths, _STATUS.get(st, str(st)), bound, time.perf_counter() - t0

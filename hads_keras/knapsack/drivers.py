@@ -59,6 +59,15 @@ def eq1_chains(problem: Problem, budgets: dict, lo, hi, multiple_of=1):
     return chains, cap, doms
 
 
+def split_budgets(problem: Problem, budgets: dict) -> tuple[dict, dict]:
+    """``(additive budgets, peak limits)`` of one stage: the chain DP trades
+    importance against one additive resource; peak resources only forbid
+    widths (constraints, not a second budget)."""
+    additive = {r: b for r, b in budgets.items() if not problem.is_peak(r)}
+    limits = {r: b for r, b in budgets.items() if problem.is_peak(r)}
+    return additive, limits
+
+
 def _eq1_floor(problem, resource, multiple_of):
     const, w = problem.unit_weights(resource)
     return const + float(w @ problem.min_widths(multiple_of))
@@ -86,22 +95,26 @@ def solve_stage(problem: Problem, budgets: dict, lo, hi, *, costs="exact",
 def _solve_stage(problem, budgets, lo, hi, costs, solver, eps, multiple_of,
                  time_limit, workers, hint, shortcut) -> StageSolution:
     if costs == "exact":
+        additive, limits = split_budgets(problem, budgets)
         if solver in ("fptas", "dp"):
-            if len(budgets) != 1:
+            if len(additive) > 1:
                 raise ValueError(
-                    f"solver='{solver}' with costs='exact' handles one resource, got "
-                    f"{list(budgets)}; use solver='cp-sat' for several.")
-            (r, b), = budgets.items()
+                    f"solver='{solver}' with costs='exact' handles one resource "
+                    f"(plus peak limits), got {list(additive)}; use solver='cp-sat' "
+                    "for several.")
+            (r, b), = additive.items() or [(None, None)]
             return chain.chain_dp(problem, r, b, lo, hi,
                                   eps=0.0 if solver == "dp" else eps,
-                                  multiple_of=multiple_of, shortcut=shortcut)
+                                  multiple_of=multiple_of, shortcut=shortcut,
+                                  limits=limits)
         if solver == "cp-sat":
-            if hint is None and len(budgets) == 1:
+            if hint is None and len(additive) <= 1:
                 # Warm start from the chain DP (milliseconds) when it applies.
-                (r, b), = budgets.items()
+                (r, b), = additive.items() or [(None, None)]
                 try:
                     hint = chain.chain_dp(problem, r, b, lo, hi, eps=max(eps, 0.01),
-                                          multiple_of=multiple_of).widths
+                                          multiple_of=multiple_of,
+                                          limits=limits).widths
                 except ValueError:  # not a chain: start from lo
                     hint = None
             return cpsat.stage(problem, budgets, lo, hi, multiple_of=multiple_of,
@@ -144,7 +157,7 @@ def _check_options(problem, method, costs, solver, eps, multiple_of, n_res,
         raise ValueError(f"costs must be 'exact' or 'paper', got '{costs}'.")
     if solver is None:
         if costs == "exact":
-            solver = "fptas" if n_res == 1 else "cp-sat"
+            solver = "fptas" if n_res <= 1 else "cp-sat"
         else:
             solver = PAPER_DEFAULT
     allowed = EXACT_SOLVERS if costs == "exact" else PAPER_SOLVERS
@@ -205,14 +218,16 @@ def low_budget_use(problem, W, budgets, costs, multiple_of=1):
         return problem.cost(w, r)
 
     found = []
-    for k in range(1, len(budgets)):
+    full = problem.full_widths
+    for k in range(first_solved(problem, budgets), len(budgets)):
+        above = W[k - 1] if k > 0 else full
         use = max(cost(W[k], r) / budgets[k][r] for r in budgets[k])
         if use >= LOW_BUDGET_USE:
             continue
         for g, grp in enumerate(problem.groups):
             a = allowed_widths(grp, multiple_of)
             wider = a[a > W[k][g]]
-            if wider.size == 0 or wider[0] > W[k - 1][g]:
+            if wider.size == 0 or wider[0] > above[g]:
                 continue
             if grp.prefix[wider[0]] <= grp.prefix[W[k][g]]:
                 continue
@@ -224,22 +239,30 @@ def low_budget_use(problem, W, budgets, costs, multiple_of=1):
     return found
 
 
+def first_solved(problem: Problem, budgets: list) -> int:
+    """1 when subnetwork 0 is the full network (every budget at least the full
+    cost: fixed, not solved), 0 when it is itself cut to its budgets
+    (``include_full=False``)."""
+    return 1 if all(b >= problem.full_cost(r) for r, b in budgets[0].items()) else 0
+
+
 def _heuristic(problem, budgets, method, **kw):
     """Bottom-up or top-down; returns (width matrix, list of StageSolution)."""
     n = len(budgets)
     full = problem.full_widths
     minw = problem.min_widths(kw.get("multiple_of", 1))
+    first = first_solved(problem, budgets)
     W = np.zeros((n, len(problem.groups)), dtype=np.int64)
     W[0] = full
     sols = [None] * n
     if method == "bottom_up":
         lo = minw
-        for k in range(n - 1, 0, -1):
+        for k in range(n - 1, first - 1, -1):
             sols[k] = solve_stage(problem, budgets[k], lo, full, **kw)
             W[k] = lo = sols[k].widths
     else:
         hi = full
-        for k in range(1, n):
+        for k in range(first, n):
             sols[k] = solve_stage(problem, budgets[k], minw, hi, **kw)
             W[k] = hi = sols[k].widths
     return W, sols
@@ -250,6 +273,7 @@ def solve_problem(problem: Problem, targets, *, method: str = "bottom_up",
                   eps: float = 0.01, multiple_of: int = 1,
                   time_limit: float = 60.0, workers: int = 2,
                   shortcut: bool = True, tangent_cuts: bool = False,
+                  include_full: bool = True,
                   verbose: bool = False) -> KnapsackResult:
     """Slicing points for nested subnetworks within the given budgets.
 
@@ -258,8 +282,11 @@ def solve_problem(problem: Problem, targets, *, method: str = "bottom_up",
       targets: ``{resource: [budgets...]}``, fractions of the full cost in
         (0, 1] or absolute costs (numbers above 1), strictly decreasing, e.g.
         ``{"macs": [1.0, 0.75, 0.5, 0.25]}``; several resources give each
-        subnetwork a budget per resource. Subnetwork 0 is the full network
-        (prepended when the first budget is not the full cost).
+        subnetwork a budget per resource. A peak resource's budgets
+        (``problem.peaks``, e.g. activation memory) are limits, constraints
+        of the stage, not budgets to trade: non-increasing. Subnetwork 0 is
+        the full network (prepended when the first budget is not the full
+        cost), unless ``include_full=False``.
       method: "bottom_up", "top_down" or "joint".
       solver: stage solver. costs="exact": "fptas" (chain DP, (1 - eps)
         guarantee, default for one resource), "dp" (exact chain DP, integer
@@ -285,15 +312,21 @@ def solve_problem(problem: Problem, targets, *, method: str = "bottom_up",
         False always runs the rounded DP.
       tangent_cuts: method="joint": add the concave tangent cuts of the
         importance to the CP-SAT model (see ``cpsat._profit_vars``).
+      include_full: False: the first budgets' subnetwork is the largest one
+        (it may be below the full network, e.g. targets [0.6, 0.3] or a
+        memory limit the full network exceeds) and it is solved like the
+        others; True (default): subnetwork 0 is always the full network.
       verbose: print each stage as it is solved (and CP-SAT's log).
     """
     t0 = time.perf_counter()
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a Problem, got {type(problem).__name__}.")
+    n_additive = (sum(1 for r in targets if not problem.is_peak(r))
+                  if isinstance(targets, dict) else 1)
     solver = _check_options(problem, method, costs, solver, eps, multiple_of,
-                            len(targets) if hasattr(targets, "__len__") else 1,
-                            time_limit)
-    budgets = resolve_targets(problem, targets, multiple_of=multiple_of)
+                            n_additive, time_limit)
+    budgets = resolve_targets(problem, targets, multiple_of=multiple_of,
+                              include_full=include_full)
     if problem.importance_unit == 0:
         raise ValueError(
             "Importance is zero for every unit of every group, so no plan keeps "
@@ -370,10 +403,11 @@ def _joint(problem, budgets, kw, time_limit, workers, multiple_of, verbose,
     # relaxation get a tenth each at most, CP-SAT what is left.
     deadline = time.perf_counter() + time_limit
     left = lambda: max(0.05, deadline - time.perf_counter())
-    n_res = len(budgets[0])
+    additive, _ = split_budgets(problem, budgets[0])
+    n_res = len(additive)
     hkw = dict(kw, time_limit=time_limit / 10)
     if hkw["solver"] in ("ip", "brute_force"):
-        hkw["solver"] = "fptas" if n_res == 1 else "cp-sat"
+        hkw["solver"] = "fptas" if n_res <= 1 else "cp-sat"
     cands = []
     for m in ("bottom_up", "top_down"):
         W, _ = _heuristic(problem, budgets, m, **hkw)
@@ -382,11 +416,13 @@ def _joint(problem, budgets, kw, time_limit, workers, multiple_of, verbose,
     minw = problem.min_widths(multiple_of)
     full = problem.full_widths
     relax = 0.0
-    for k in range(1, len(budgets)):
-        if n_res == 1:
-            (r, b), = budgets[k].items()
+    first = first_solved(problem, budgets)
+    for k in range(first, len(budgets)):
+        if n_res <= 1:
+            add, limits = split_budgets(problem, budgets[k])
+            (r, b), = add.items() or [(None, None)]
             sol = chain.chain_dp(problem, r, b, minw, full, eps=kw["eps"] or 0.001,
-                                 multiple_of=multiple_of)
+                                 multiple_of=multiple_of, limits=limits)
         else:
             sol = cpsat.stage(problem, budgets[k], minw, full, multiple_of=multiple_of,
                               time_limit=min(left(), time_limit / 10), workers=workers)
@@ -399,16 +435,17 @@ def _joint(problem, budgets, kw, time_limit, workers, multiple_of, verbose,
                                             time_limit=max(0.05, left() - margin),
                                             workers=workers,
                                             hints=cands, log=verbose,
-                                            tangent_cuts=tangent_cuts)
+                                            tangent_cuts=tangent_cuts, first=first)
     if W is not None:
         cands.append(W)
-    score = lambda M: sum(problem.objective(w) for w in M[1:])
+    score = lambda M: sum(problem.objective(w) for w in M[first:])
     best = max(cands, key=score)
     bound = relax if cp_bound is None else min(relax, cp_bound)
     tot = score(best)
     st = "OPTIMAL" if bound - tot <= 1e-9 * abs(bound) else "FEASIBLE"
-    sols = [None] + [StageSolution(best[k], problem.objective(best[k]), st, secs, None)
-                     for k in range(1, len(budgets))]
+    sols = [None] * first + [StageSolution(best[k], problem.objective(best[k]), st,
+                                           secs, None)
+                             for k in range(first, len(budgets))]
     details = {"cp_sat_status": status, "cp_sat_bound": cp_bound,
                "relaxation_bound": relax, "cp_sat_seconds": secs,
                "heuristics": {"bottom_up": score(cands[0]), "top_down": score(cands[1])},

@@ -54,13 +54,14 @@ class KnapsackResult:
     """Slicing points of every group for every subnetwork, plus the report.
 
     Attributes:
-      widths: group name -> tuple of widths (index 0 = the full width,
+      widths: group name -> tuple of widths (index 0 = the largest
+        subnetwork: the full width unless solved with include_full=False;
         non-increasing: the subnetworks are nested).
       stages: one :class:`StageReport` per subnetwork.
       method, solver, costs, eps: how it was solved.
       seconds: total wall time.
-      bound: proven upper bound on the sum of ``objective`` over subnetworks
-        1.. (joint method; for the heuristics the sum of stage bounds is not a
+      bound: proven upper bound on the sum of ``objective`` over the solved
+        subnetworks (all but a FIXED full one; joint method; for the heuristics the sum of stage bounds is not a
         bound on the nested optimum and this stays None).
       details: solver-specific facts (joint: CP-SAT's own status and bound,
         the relaxation bound, the heuristics' objectives).
@@ -85,8 +86,9 @@ class KnapsackResult:
         return np.array([self.widths[n] for n in self.widths], dtype=np.int64).T
 
     def total_objective(self) -> float:
-        """Importance kept, summed over subnetworks 1.. (the full one is fixed)."""
-        return float(sum(s.objective for s in self.stages[1:]))
+        """Importance kept, summed over the solved subnetworks (not a FIXED
+        full network)."""
+        return float(sum(s.objective for s in self.stages if s.status != "FIXED"))
 
     @property
     def gap(self) -> float | None:
