@@ -39,8 +39,10 @@ def convert(model, num_subnetworks=1, keep=()):
     Dense, Conv1D, Conv2D, DepthwiseConv2D and BatchNormalization become
     their `hads_keras.layers` counterparts with the same configuration and
     weights; SeparableConv2D becomes DepthwiseConv2D (named
-    `<name>_depthwise`) followed by a 1x1 Conv2D (keeping the name), which
-    computes the same function; width-agnostic layers (activations, pooling,
+    `<name>_depthwise`) followed by a 1x1 Conv2D (keeping the name), and a
+    Conv2D with groups == input channels == filters (ConvNeXt's depthwise
+    convolution) a DepthwiseConv2D of the same name, which compute the same
+    functions; width-agnostic layers (activations, pooling,
     Flatten, Dropout, Reshape, merges, preprocessing) are copied as they are.
     Before a plan is installed the result computes what the original
     computes.
@@ -102,11 +104,21 @@ def channel_reshapes(model):
     return out
 
 
+def _is_depthwise_grouped(layer):
+    """A Conv2D with groups == input channels == filters (ConvNeXt): the
+    same function as a DepthwiseConv2D with depth multiplier 1."""
+    return (type(layer) is keras.layers.Conv2D and layer.groups != 1
+            and layer.groups == layer.input.shape[-1] == layer.filters)
+
+
 def rewrite_separable(model):
     """The same model with every SeparableConv2D written as DepthwiseConv2D +
-    1x1 Conv2D (exactly the same function; SeparableConv1D is rejected)."""
+    1x1 Conv2D, and every depthwise-grouped Conv2D (groups == input channels
+    == filters) as DepthwiseConv2D (exactly the same functions;
+    SeparableConv1D is rejected)."""
     separable = [l for l in model.layers if isinstance(l, _SEPARABLE)]
-    if not separable:
+    grouped = {l.name for l in model.layers if _is_depthwise_grouped(l)}
+    if not separable and not grouped:
         return model
     for layer in separable:
         if isinstance(layer, keras.layers.SeparableConv1D):
@@ -120,9 +132,23 @@ def rewrite_separable(model):
     pieces = {}
 
     def clone_layer(layer):
-        if not isinstance(layer, _SEPARABLE):
-            return layer.__class__.from_config(layer.get_config())
         c = layer.get_config()
+        if layer.name in grouped:
+            return keras.layers.DepthwiseConv2D(
+                kernel_size=c["kernel_size"], strides=c["strides"],
+                padding=c["padding"], depth_multiplier=1,
+                dilation_rate=c["dilation_rate"], activation=c["activation"],
+                use_bias=c["use_bias"],
+                depthwise_initializer=c["kernel_initializer"],
+                depthwise_regularizer=c["kernel_regularizer"],
+                depthwise_constraint=c["kernel_constraint"],
+                bias_initializer=c["bias_initializer"],
+                bias_regularizer=c["bias_regularizer"],
+                bias_constraint=c["bias_constraint"],
+                activity_regularizer=c.get("activity_regularizer"),
+                name=layer.name, dtype=c.get("dtype"))
+        if not isinstance(layer, _SEPARABLE):
+            return layer.__class__.from_config(c)
         depthwise = keras.layers.DepthwiseConv2D(
             kernel_size=c["kernel_size"], strides=c["strides"],
             padding=c["padding"], depth_multiplier=c["depth_multiplier"],
@@ -153,13 +179,18 @@ def rewrite_separable(model):
                                          call_function=call_function)
     depthwise_names = {d.name for d, _ in pieces.values()}
     for layer in _keras_compat.layers_with_weights(rewritten):
+        values = model.get_layer(layer.name).get_weights()
         if layer.name in pieces:
             # SeparableConv weights: depthwise kernel, pointwise kernel, bias.
-            values = model.get_layer(layer.name).get_weights()
             layer.set_weights([values[1]] + values[2:])
             pieces[layer.name][0].set_weights([values[0]])
+        elif layer.name in grouped:
+            # Grouped kernel (kh, kw, 1, C): output channel c reads input c,
+            # the depthwise kernel (kh, kw, C, 1).
+            kernel = values[0]
+            layer.set_weights([np.swapaxes(kernel, 2, 3)] + values[1:])
         elif layer.name not in depthwise_names:
-            layer.set_weights(model.get_layer(layer.name).get_weights())
+            layer.set_weights(values)
     return rewritten
 
 

@@ -2,7 +2,9 @@
 
 Each sliceable layer contributes terms `coef * prod(widths of its groups)`
 (fixed groups are folded into `coef`), so costs are exact, bilinear in
-neighbouring widths:
+neighbouring widths; a layer whose output joins the group it reads (the
+projection of a depthwise-only block added to the block input) gives a
+term quadratic in that one width, `coef * s_g * s_g`:
 
 * Dense: in_rows * out MACs, in_rows * out + out parameters (bias);
   behind a Flatten, in_rows = H*W*channels.

@@ -453,14 +453,6 @@ def analyze(model, keep=()):
                 f"or keep the group whole with keep=['{tag.root.name}'] "
                 f"({KEEP_HINT}).")
 
-    for name, (kind, tag, produced) in wiring.items():
-        if produced is not None and _find(produced) is tag.root and not tag.root.fixed:
-            raise ValueError(
-                f"Layer '{name}' reads and writes the same group "
-                f"'{tag.root.name}' (its output is merged with its own input); "
-                "its cost would be quadratic in one slicing point, which the "
-                f"solvers do not model. Keep it whole with keep=['{tag.root.name}'] "
-                f"({KEEP_HINT}).")
     roots = [g for g in groups if g.merged_into is None]
     analysis_wiring = {}
     for name, (kind, tag, produced) in wiring.items():

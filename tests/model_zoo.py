@@ -15,6 +15,10 @@ unless noted), plus toys for squeeze-and-excite and Conv1D:
   Dense(12, softmax)).
 * `se_toy`: a MobileNetV3-style block: expand, depthwise, squeeze-and-excite
   (GAP, 1x1 Conv, ReLU, 1x1 Conv, hard sigmoid, Multiply), project, residual Add.
+* `kws_fc`: keyword spotting FC model ("fc4": 49x10 MFCCs flattened,
+  3 x Dense(256, ReLU) + Dropout(0.2) + BatchNormalization, Dense(12,
+  softmax)): a BatchNormalization after the activation, which the
+  converter cannot fold into its Dense.
 * `conv1d_kws`: a Conv1D keyword-spotting model with BatchNormalization right
   after the input (49 frames x 10 MFCCs).
 """
@@ -92,6 +96,17 @@ def kws_ds_cnn(input_shape=(49, 10, 1), classes=12, filters=64):
     return keras.Model(inputs, outputs, name="kws_ds_cnn")
 
 
+def kws_fc(input_shape=(49, 10), classes=12, units=256):
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Flatten()(inputs)
+    for i in range(3):
+        x = keras.layers.Dense(units, activation="relu", name=f"fc{i}")(x)
+        x = keras.layers.Dropout(0.2)(x)
+        x = keras.layers.BatchNormalization(name=f"fc{i}_bn")(x)
+    outputs = keras.layers.Dense(classes, activation="softmax", name="logits")(x)
+    return keras.Model(inputs, outputs, name="kws_fc")
+
+
 def se_toy(input_shape=(12, 12, 3), classes=5):
     inputs = keras.Input(input_shape)
     x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
@@ -141,6 +156,7 @@ BUILDERS = {
     "kws_ds_cnn": kws_ds_cnn,
     "se_toy": se_toy,
     "conv1d_kws": conv1d_kws,
+    "kws_fc": kws_fc,
 }
 
 

@@ -9,7 +9,7 @@ from hads_keras import export
 from hads_keras import layers as L
 
 
-def _tiny_nested(bn_after_relu=False):
+def _tiny_nested(bn_after_relu=False, bn_mean=0.0):
     keras.utils.set_random_seed(0)
     inputs = keras.Input((6,), name="x")
     x = L.Dense(8, activation="relu", name="fc1")(inputs)
@@ -20,6 +20,7 @@ def _tiny_nested(bn_after_relu=False):
     if bn_after_relu:
         bn = nested.network.get_layer("bn")
         bn.moving_variance.assign(np.array([[1.0] * 8, [2.0] * 8], np.float32))
+        bn.moving_mean.assign(np.array([[bn_mean] * 8, [-bn_mean] * 8], np.float32))
     return nested
 
 
@@ -65,9 +66,13 @@ def test_model_without_plan_or_with_unsupported_layers():
         export.tflite_nested(lstm, None, np.zeros((4, 5, 6), np.float32))
 
 
-def test_batchnorm_that_cannot_be_folded():
+def test_batchnorm_after_activation_with_untrained_offset():
+    # Offset 0 in every channel: the converter folds the BN's MUL into the
+    # next Dense, leaving no MUL + ADD for the per-subnetwork rows (see
+    # test_export_batchnorm_tables.py for the trained case, which exports).
     nested = _tiny_nested(bn_after_relu=True)
-    with pytest.raises(ValueError, match="BatchNormalization 'bn'.*cannot fold"):
+    with pytest.raises(ValueError, match="BatchNormalization 'bn'.*folds the MUL "
+                       "into the next layer.*fit the nested model"):
         export.tflite_nested(nested, None, np.zeros((4, 6), np.float32))
 
 

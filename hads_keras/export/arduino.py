@@ -65,6 +65,7 @@ RESOLVER_METHODS = {
     "DEQUANTIZE": "AddDequantize",
     "EXPAND_DIMS": "AddExpandDims",
     "FULLY_CONNECTED": "AddFullyConnected",
+    "GATHER": "AddGather",
     "HARD_SWISH": "AddHardSwish",
     "LEAKY_RELU": "AddLeakyRelu",
     "LOGISTIC": "AddLogistic",

@@ -194,9 +194,12 @@ def check_nested(nested_bytes):
     Raises:
         AssertionError-like ValueError naming the problem when the model
         does not re-parse, lacks the `subnetwork` input, keeps a builtin
-        FULLY_CONNECTED/CONV_2D/DEPTHWISE_CONV_2D on a sliced layer, or
-        stores a weight buffer twice.
+        FULLY_CONNECTED/CONV_2D/DEPTHWISE_CONV_2D on a sliced layer, lets
+        anything but HADS operators and the GATHERs of per-subnetwork
+        BatchNormalization tables read `subnetwork` (or has other tables than
+        the plan lists), or stores a weight buffer twice.
     """
+    from hads_keras.export import batchnorm_tables
     from hads_keras.export import metadata as metadata_lib
     from hads_keras.export.nested import SUBNETWORK_INPUT
     model = flatbuffer.load(nested_bytes, "check_nested: the model")
@@ -215,6 +218,17 @@ def check_nested(nested_bytes):
     for op, name in zip(graph.operators, names):
         if name.startswith("HADS_") and int(op.inputs[-1]) != int(selector[0]):
             raise ValueError(f"check_nested: a {name} does not read 'subnetwork'.")
+    problems = batchnorm_tables.table_problems(
+        model, int(selector[0]), int(plan["num_subnetworks"]))
+    if problems:
+        raise ValueError("check_nested: " + "; ".join(problems) + ".")
+    tables = plan.get("batchnorm_tables", [])
+    gathers = sum(1 for op, name in zip(graph.operators, names) if name == "GATHER"
+                  and int(selector[0]) in [int(i) for i in op.inputs])
+    if gathers != 2 * len(tables):
+        raise ValueError(
+            f"check_nested: {gathers} GATHER operators but the plan lists "
+            f"{len(tables)} BatchNormalization tables (a scale and an offset each).")
     seen = {}
     for index, buffer in enumerate(model.buffers):
         if buffer.data is None or len(buffer.data) == 0:

@@ -4,7 +4,8 @@
 operator on physically sliced int8 weights (the nested model's own, cut to
 the active prefix), with subnetwork k's int32 bias and with weight scales
 chosen so that TFLite derives exactly the requantization multipliers and
-shifts stored in the options. Activation tensors shrink to the active
+shifts stored in the options; a GATHER of a per-subnetwork table (a
+standalone BatchNormalization's scale or offset) becomes its constant row k. Activation tensors shrink to the active
 channels; the builtin operators between HADS operators are kept, with their
 shapes (and Flatten reshapes) adjusted. The result runs on any TFLite
 runtime and computes bit for bit what the nested model computes at
@@ -16,6 +17,7 @@ import json
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
+from hads_keras.export import batchnorm_tables
 from hads_keras.export import flatbuffer
 from hads_keras.export import metadata as metadata_lib
 from hads_keras.export import quantization as qz
@@ -111,7 +113,12 @@ class _Materializer:
         self.k = k
         self.width = {}  # tensor index -> active size of its last axis
 
-    def run(self):
+    def run(self, num_subnetworks):
+        selector = [int(i) for i in self.graph.inputs
+                    if flatbuffer.tensor_name(self.graph.tensors[i]) == SUBNETWORK_INPUT]
+        if selector:
+            batchnorm_tables.select_rows(self.model, selector[0], self.k,
+                                         num_subnetworks)
         for op in self.graph.operators:
             name = flatbuffer.op_name(self.model, op)
             if name in CUSTOM_TO_BUILTIN:
@@ -353,7 +360,7 @@ def materialize(nested_bytes, k):
         raise ValueError(
             f"materialize: subnetwork index {k} is out of range; this nested "
             f"model has {num} subnetworks (0 = full network ... {num - 1}).")
-    _Materializer(model, int(k)).run()
+    _Materializer(model, int(k)).run(num)
     graph = model.subgraphs[0]
     graph.inputs = np.asarray(
         [i for i in graph.inputs

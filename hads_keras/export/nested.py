@@ -39,6 +39,7 @@ import json
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
+from hads_keras.export import batchnorm_tables
 from hads_keras.export import flatbuffer
 from hads_keras.export import metadata as metadata_lib
 from hads_keras.export import quantization as qz
@@ -86,12 +87,14 @@ def _producer(tensor):
 
 
 def layer_infos(network, analysis, plan):
-    """`LayerInfo` of every Dense/Conv2D/DepthwiseConv2D, in network order.
+    """What the rewrite needs of the Keras network.
 
-    Raises:
-        ValueError: for a BatchNormalization with per-subnetwork statistics
-            that the converter cannot fold (it does not directly follow a
-            Dense/Conv2D/DepthwiseConv2D without activation).
+    Returns:
+        (`LayerInfo` of every Dense/Conv2D/DepthwiseConv2D in network order,
+        `batchnorm_tables.BatchNormRows` of every BatchNormalization with
+        per-subnetwork statistics that the converter cannot fold into its
+        layer: it does not directly follow a Dense/Conv2D/DepthwiseConv2D
+        without activation).
     """
     from hads_keras import _keras_compat
 
@@ -103,7 +106,7 @@ def layer_infos(network, analysis, plan):
             if producer is not None:
                 consumers.setdefault(producer.name, []).append(node.operation)
 
-    infos = {}
+    infos, standalone = {}, []
     for name, wiring in analysis.wiring.items():
         if wiring.kind == "batchnorm":
             continue
@@ -148,14 +151,7 @@ def layer_infos(network, analysis, plan):
         if not foldable:
             if not (np.array_equal(mean, mean[:1].repeat(len(mean), 0)) and
                     np.array_equal(var, var[:1].repeat(len(var), 0))):
-                raise ValueError(
-                    f"BatchNormalization '{name}' does not directly follow a "
-                    "Dense/Conv2D/DepthwiseConv2D without activation, so the "
-                    "TFLite converter cannot fold it and its per-subnetwork "
-                    "statistics cannot be exported (the nested format has no "
-                    "per-subnetwork table for a standalone BatchNormalization "
-                    "yet). Place it right after the layer (activation after the "
-                    "BatchNormalization).")
+                standalone.append(batchnorm_tables.rows_of(bn))
             continue
         eps = float(bn.epsilon)
         gamma = np.asarray(bn.gamma.numpy(), np.float64) if bn.scale else 1.0
@@ -167,7 +163,7 @@ def layer_infos(network, analysis, plan):
         info = infos[producer.name]
         info.bn_factors = np.sqrt(var[:1] + eps) / np.sqrt(var + eps)
         info.bn_bias = (bias - mean) * gamma / np.sqrt(var + eps) + beta
-    return list(infos.values())
+    return list(infos.values()), standalone
 
 
 def _tflite_weight_shape(info):
@@ -371,7 +367,7 @@ def in_place_table_problems(model_bytes):
 
 
 def rewrite_nested(int8_bytes, infos, num_subnetworks, plan_json, labels=None,
-                   network=None):
+                   network=None, batchnorms=()):
     """Turn the converter's int8 model of the full network into the nested one.
 
     Args:
@@ -383,6 +379,9 @@ def rewrite_nested(int8_bytes, infos, num_subnetworks, plan_json, labels=None,
         network: the Keras network the infos describe; when given, operators
             are matched to layers by weights (see `match_operators`), else
             by order.
+        batchnorms: `BatchNormRows` of the standalone BatchNormalizations
+            with per-subnetwork statistics (`layer_infos`); their MUL + ADD
+            get per-subnetwork rows (`batchnorm_tables.install`).
     """
     model = flatbuffer.load(int8_bytes, "the converted full network")
     if len(model.subgraphs) != 1:
@@ -426,8 +425,11 @@ def rewrite_nested(int8_bytes, infos, num_subnetworks, plan_json, labels=None,
                           "out_channels": [int(v) for v in options["out_channels"]]})
     if not operators:
         raise ValueError("The plan slices no layer: nothing to nest.")
+    tables = batchnorm_tables.install(model, subgraph, selector, batchnorms)
     flatbuffer.drop_unused_opcodes(model)
     plan_json = dict(plan_json, operators=operators)
+    if tables:
+        plan_json["batchnorm_tables"] = tables
     metadata_lib.set_entry(model, metadata_lib.PLAN_KEY, json.dumps(plan_json))
     if labels is not None:
         labels = [str(label) for label in labels]
@@ -475,7 +477,7 @@ def tflite_nested(model, path=None, representative_data=None, labels=None,
     network = _keras_compat.unwrap(model)
     analysis = graph_lib.analyze(network)
     plan.check_matches(analysis)
-    infos = layer_infos(network, analysis, plan)
+    infos, batchnorms = layer_infos(network, analysis, plan)
     full = extract_subnetwork(model, 0)
     int8_bytes = keras_to_tflite(full, representative_data, int8=True, int8_io=True)
     plan_json = plan.to_dict()
@@ -486,7 +488,7 @@ def tflite_nested(model, path=None, representative_data=None, labels=None,
             cost["latency"] = value
         plan_json["info"] = dict(plan_json.get("info", {}), latency=latency[1])
     nested = rewrite_nested(int8_bytes, infos, plan.num_subnetworks, plan_json,
-                            labels, network=network)
+                            labels, network=network, batchnorms=batchnorms)
     # Every subnetwork must materialize: this checks that the operators
     # between HADS operators keep the channel layout (clear errors if not).
     from hads_keras.export.materialize import materialize
