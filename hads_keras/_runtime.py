@@ -15,6 +15,7 @@ Two ways to pick the active subnetwork:
 import contextlib
 import threading
 
+import numpy as np
 import tensorflow as tf
 
 _state = threading.local()
@@ -52,10 +53,19 @@ class LayerSlicing:
         in_spatial: positions per channel in the input feature vector (a
             Flatten of NHWC feeding a Dense makes this H*W).
         selector: the nested model's int32 subnetwork variable, or None.
+        in_segments: for an input concatenated from several groups, one
+            `(channels, active channels per subnetwork)` per segment in
+            channel order (None otherwise); `in_widths` is then their sum.
     """
 
     def __init__(self, in_widths=None, out_widths=None, in_spatial=1,
-                 selector=None):
+                 selector=None, in_segments=None):
+        if in_segments is not None:
+            in_segments = tuple((int(c), tuple(int(w) for w in widths))
+                                for c, widths in in_segments)
+            in_widths = [sum(widths[k] for _, widths in in_segments)
+                         for k in range(len(in_segments[0][1]))]
+        self.in_segments = in_segments
         self.in_widths = None if in_widths is None else tuple(int(w) for w in in_widths)
         self.out_widths = None if out_widths is None else tuple(int(w) for w in out_widths)
         self.in_spatial = int(in_spatial)
@@ -88,6 +98,54 @@ class LayerSlicing:
         if isinstance(index, int):
             return widths[index]
         return tf.gather(tf.constant(widths, dtype=tf.int32), index)
+
+    def active_segments(self, layer_name, multiplier=1):
+        """Per input segment `(channels, active width)` of the active
+        subnetwork (widths: ints when static, else int32 tensors); channels
+        and widths times `multiplier` (a depthwise layer's output)."""
+        return [(channels * multiplier,
+                 self.width(widths, layer_name) * multiplier)
+                for channels, widths in self.in_segments]
+
+
+def segment_indices(segments):
+    """Channels of the active prefixes of `segments` ((channels, active)
+    pairs in channel order) in the full layout: a numpy array when the
+    widths are ints, else an int32 tensor."""
+    ranges, offset = [], 0
+    static = all(isinstance(w, int) for _, w in segments)
+    for channels, width in segments:
+        ranges.append(np.arange(offset, offset + width) if static
+                      else tf.range(offset, offset + width))
+        offset += channels
+    return np.concatenate(ranges) if static else tf.concat(ranges, axis=0)
+
+
+def take_segments(x, segments, axis=-1):
+    """The active prefix of every segment of `x` along `axis`, packed.
+
+    `x` holds the full layout (dynamic subnetworks, kernels) or, in a static
+    subnetwork, may already be packed (a concatenation of narrow tensors):
+    then it is returned as is.
+    """
+    if (all(isinstance(w, int) for _, w in segments)
+            and x.shape[axis] == sum(w for _, w in segments)):
+        return x
+    return tf.gather(x, segment_indices(segments), axis=axis)
+
+
+def spread_segments(y, segments):
+    """The output layout of a channel-wise layer on segments: packed active
+    channels `y` back to the full layout, every segment zero-padded to its
+    width (dynamic subnetwork); a static subnetwork keeps `y` packed."""
+    if current_static_subnetwork() is not None or all(
+            is_full(w, c) for c, w in segments):
+        return y
+    pieces, start = [], 0
+    for channels, width in segments:
+        pieces.append(pad_channels(y[..., start:start + width], width, channels))
+        start = start + width
+    return tf.concat(pieces, axis=-1)
 
 
 def is_full(width, full):

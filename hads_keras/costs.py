@@ -13,6 +13,8 @@ term quadratic in that one width, `coef * s_g * s_g`:
 * DepthwiseConv2D: H_out * W_out * kh * kw * channels * multiplier MACs.
 * BatchNormalization: 4 parameters per channel (gamma, beta, moving mean and
   variance, as `keras.Model.count_params` counts them), no MACs.
+* A layer reading a concatenation: the terms above once per segment (its
+  input rows of that segment's group), so costs stay bilinear.
 
 * Layers with weights that HADS never slices (on groups kept whole or on
   the model input: grouped convolutions, recurrent layers, Normalization,
@@ -50,32 +52,33 @@ def cost_terms(model_or_analysis, resources=RESOURCES):
 
     for name, wiring in analysis.wiring.items():
         layer = model.get_layer(name)
-        in_mult = wiring.in_multiplier
-        if wiring.kind == "dense":
-            positions = math.prod(layer.output.shape[1:-1])  # Dense on rank > 2
-            rows = wiring.in_spatial * in_mult
-            add(name, "macs", positions * rows, wiring.in_group, wiring.out_group)
-            add(name, "params", rows, wiring.in_group, wiring.out_group)
-            if layer.use_bias:
-                add(name, "params", 1, wiring.out_group)
-        elif wiring.kind in ("conv1d", "conv2d"):
-            out_hw = math.prod(layer.output.shape[1:-1])
-            kernel = math.prod(layer.kernel_size)
-            add(name, "macs", out_hw * kernel * in_mult, wiring.in_group, wiring.out_group)
-            add(name, "params", kernel * in_mult, wiring.in_group, wiring.out_group)
-            if layer.use_bias:
-                add(name, "params", 1, wiring.out_group)
-        elif wiring.kind == "depthwise":
-            out_hw = math.prod(layer.output.shape[1:3])
-            kernel = math.prod(layer.kernel_size)
-            channels = in_mult * layer.depth_multiplier
-            add(name, "macs", out_hw * kernel * channels, wiring.in_group)
-            add(name, "params", kernel * channels, wiring.in_group)
-            if layer.use_bias:
-                add(name, "params", channels, wiring.in_group)
-        elif wiring.kind == "batchnorm":
-            per_channel = 2 + int(layer.scale) + int(layer.center)
-            add(name, "params", per_channel * in_mult, wiring.in_group)
+        # One set of terms per input segment (one segment unless the input
+        # is a concatenation); the bias terms do not depend on the input.
+        for segment in wiring.in_segments:
+            in_group, in_mult = segment.group, segment.multiplier
+            if wiring.kind == "dense":
+                positions = math.prod(layer.output.shape[1:-1])  # Dense on rank > 2
+                rows = wiring.in_spatial * in_mult
+                add(name, "macs", positions * rows, in_group, wiring.out_group)
+                add(name, "params", rows, in_group, wiring.out_group)
+            elif wiring.kind in ("conv1d", "conv2d"):
+                out_hw = math.prod(layer.output.shape[1:-1])
+                kernel = math.prod(layer.kernel_size)
+                add(name, "macs", out_hw * kernel * in_mult, in_group, wiring.out_group)
+                add(name, "params", kernel * in_mult, in_group, wiring.out_group)
+            elif wiring.kind == "depthwise":
+                out_hw = math.prod(layer.output.shape[1:3])
+                kernel = math.prod(layer.kernel_size)
+                channels = in_mult * layer.depth_multiplier
+                add(name, "macs", out_hw * kernel * channels, in_group)
+                add(name, "params", kernel * channels, in_group)
+                if layer.use_bias:
+                    add(name, "params", channels, in_group)
+            elif wiring.kind == "batchnorm":
+                per_channel = 2 + int(layer.scale) + int(layer.center)
+                add(name, "params", per_channel * in_mult, in_group)
+        if wiring.kind in ("dense", "conv1d", "conv2d") and layer.use_bias:
+            add(name, "params", 1, wiring.out_group)
     for fixed_layer in analysis.fixed_layers:
         add(fixed_layer.layer, "macs", fixed_layer.macs)
         add(fixed_layer.layer, "params", fixed_layer.params)

@@ -5,7 +5,9 @@ import numpy as np
 
 from hads_keras import _keras_compat
 from hads_keras import conversion
+from hads_keras._runtime import segment_indices
 from hads_keras.layers._base import SlicedLayerMixin
+from hads_keras.permute import expand
 
 # The inverse of `convert`'s table: each HADS class -> its Keras class.
 _KERAS_CLASSES = {cls: keras_cls for keras_cls, cls in conversion.HADS_CLASSES}
@@ -16,8 +18,9 @@ def extract_subnetwork(model, index):
 
     Every HADS layer becomes its `keras.layers` class with only its active
     units; kernels are the prefixes (`kernel[:in_k, :out_k]`, through Flatten
-    the strided rows), BatchNormalization gets subnetwork `index`'s moving
-    statistics. This is what a single subnetwork is exported from, and the
+    the strided rows, behind a concatenation the rows of every segment's
+    active prefix, which the sliced Concatenate packs side by side),
+    BatchNormalization gets subnetwork `index`'s moving statistics. This is what a single subnetwork is exported from, and the
     reference the nested model is tested against.
 
     Args:
@@ -40,6 +43,10 @@ def extract_subnetwork(model, index):
             return None, None, 1
         in_w = None if slicing.in_widths is None else slicing.in_widths[index]
         out_w = None if slicing.out_widths is None else slicing.out_widths[index]
+        if slicing.in_segments is not None:  # the active input channels
+            in_w = segment_indices([(c, w[index]) for c, w in slicing.in_segments])
+        elif in_w is not None:
+            in_w = np.arange(in_w)
         return in_w, out_w, slicing.in_spatial
 
     def clone_layer(layer):
@@ -64,34 +71,35 @@ def extract_subnetwork(model, index):
     return sliced
 
 
-def _slice_weights(layer, values, index, in_w, out_w, in_spatial):
+def _slice_weights(layer, values, index, in_channels, out_w, in_spatial):
+    """Weights of subnetwork `index`; `in_channels`: the indices of its
+    active input channels (None: all)."""
     out = list(values)
     if isinstance(layer, keras.layers.BatchNormalization):
-        width = in_w if in_w is not None else values[-1].shape[-1]
         # The row the layer uses in subnetwork `index`: its own when it has
         # widths per subnetwork, row 0 when no sliced layer feeds it.
-        row = index if in_w is not None else 0
+        row = index if in_channels is not None else 0
         result = []
         for variable, value in zip(layer.weights, values):
             name = variable.path.split("/")[-1]
             if name in ("moving_mean", "moving_variance"):
                 value = value[row]
-            result.append(value[:width])
+            result.append(value if in_channels is None else value[in_channels])
         return result
     if isinstance(layer, keras.layers.DepthwiseConv2D):
-        if in_w is not None:
-            out[0] = values[0][..., :in_w, :]
+        if in_channels is not None:
+            out[0] = values[0][..., in_channels, :]
             if layer.use_bias:
-                out[1] = values[1][:in_w * layer.depth_multiplier]
+                out[1] = values[1][expand(in_channels, layer.depth_multiplier)]
         return out
     kernel = values[0]
-    if in_w is not None:
+    if in_channels is not None:
         if in_spatial == 1:
-            kernel = kernel[..., :in_w, :]
+            kernel = kernel[..., in_channels, :]
         else:
             channels = kernel.shape[0] // in_spatial
             view = kernel.reshape(in_spatial, channels, kernel.shape[-1])
-            kernel = view[:, :in_w, :].reshape(in_spatial * in_w, kernel.shape[-1])
+            kernel = view[:, in_channels, :].reshape(-1, kernel.shape[-1])
     if out_w is not None:
         kernel = kernel[..., :out_w]
         if layer.use_bias:

@@ -8,8 +8,12 @@ Element-wise merges (Add, Subtract, Multiply, Average, Maximum, Minimum and
 the keras.ops forms `x + y`, `x * y`) join the groups of every tensor that
 meets there into one group (union-find over channel spaces): a ResNet stage
 or a squeeze-and-excite block shares one slicing point. A tensor whose last
-axis is 1 broadcasts and joins nothing. Permutation, slicing, costs and
-export all read this one description.
+axis is 1 broadcasts and joins nothing. A Concatenate on the channel axis
+makes a *segmented* channel space: an ordered list of segments, each the
+units of its own group at a fixed offset of the concatenated tensor (nested
+concatenations are flattened); its consumers read, per subnetwork, the
+active prefix of every segment. Permutation, slicing, costs and export all
+read this one description.
 
 Why slicing stays exact through these structures: every HADS layer reads
 only the active prefix of its input, and every layer allowed in between acts
@@ -17,9 +21,11 @@ on each channel on its own (activations, pooling, padding, Dropout,
 Reshape/Flatten that keep the channel axis last) or element-wise across
 tensors of the same group. An inactive channel therefore never reaches an
 active one, whatever it holds (sigmoid(0) = 0.5 in a squeeze-and-excite
-gate only ever meets inactive channels). Softmax over channels, Concatenate
-of sliced groups, Dot and channel-regrouping reshapes would break that and
-are rejected unless the groups they touch are kept whole (`keep=`).
+gate only ever meets inactive channels; a concatenation keeps every
+segment's channels in their own lanes). Softmax over channels, Concatenate
+on another axis, merges of tensors with different segments, Dot and
+channel-regrouping reshapes would break that and are rejected unless the
+groups they touch are kept whole (`keep=`).
 
     >>> print(hads_keras.groups(model))
 """
@@ -88,7 +94,7 @@ _MERGING_OPS = {"Add", "Subtract", "Multiply", "Maximum", "Minimum"}
 # Element-wise but mixing channels: fine on fixed groups only.
 _CHANNEL_MIXING_ACTIVATIONS = ("softmax", "log_softmax")
 
-_OTHER_MERGE = (keras.layers.Concatenate, keras.layers.Dot)
+_OTHER_MERGE = (keras.layers.Dot,)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,12 +111,15 @@ class Member:
             [u * multiplier, (u + 1) * multiplier).
         spatial: for a consumer behind Flatten, positions per channel: the
             flattened input is spatial x channels, channels fastest.
+        offset: for a layer reading a concatenation, the channel of its
+            input where this group's segment starts (0 otherwise).
     """
 
     layer: str
     role: str
     multiplier: int = 1
     spatial: int = 1
+    offset: int = 0
 
     def __str__(self):
         text = f"{self.layer}:{self.role}"
@@ -118,6 +127,8 @@ class Member:
             text += f"x{self.multiplier}"
         if self.spatial != 1:
             text += f"@{self.spatial}pos"
+        if self.offset:
+            text += f"+{self.offset}"
         return text
 
 
@@ -149,14 +160,34 @@ class Group:
 
 
 @dataclasses.dataclass(frozen=True)
+class Segment:
+    """One group's channels inside a layer's (concatenated) input.
+
+    Attributes:
+        group: the group's name.
+        offset: first channel of the segment in the layer's input.
+        channels: full width of the segment in channels (the group's width
+            times `multiplier`).
+        multiplier: channels per unit of the group.
+    """
+
+    group: str
+    offset: int
+    channels: int
+    multiplier: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
 class LayerWiring:
     """Where one Dense/Conv1D/Conv2D/DepthwiseConv2D/BatchNormalization sits.
 
     Attributes:
         layer: layer name.
         kind: "dense", "conv1d", "conv2d", "depthwise" or "batchnorm".
-        in_group: name of the group of its input channels.
-        in_multiplier: input channels per unit of `in_group`.
+        in_group: name of the group of its input channels; None when the
+            input is a concatenation of several segments (see `in_segments`).
+        in_multiplier: input channels per unit of `in_group` (None with
+            several segments).
         in_spatial: positions per channel of a flattened input (Dense).
         out_group: name of the group it produces (Dense/Conv), else None.
         varies: for a BatchNormalization, whether its input differs between
@@ -164,6 +195,8 @@ class LayerWiring:
             keep one row of statistics per subnetwork in use; otherwise
             every subnetwork uses and trains row 0 (see
             `hads_keras.layers.BatchNormalization`).
+        in_segments: the `Segment`s of its input channels in channel order
+            (one for a plain input, one per concatenated group otherwise).
     """
 
     layer: str
@@ -173,6 +206,12 @@ class LayerWiring:
     in_spatial: int = 1
     out_group: str = None
     varies: bool = True
+    in_segments: tuple = ()
+
+    @property
+    def segmented(self):
+        """True when the input is a concatenation of several segments."""
+        return len(self.in_segments) > 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,6 +265,12 @@ class GraphAnalysis:
         for r in rows:
             lines.append("  ".join(r[i].ljust(widths[i]) for i in range(3))
                          + "  " + r[3])
+        segmented = [w for w in self.wiring.values() if w.segmented]
+        if segmented:
+            lines.append("inputs concatenated from segments (group+offset:channels):")
+        for w in segmented:
+            lines.append(f"  {w.layer}: " + " ".join(
+                f"{s.group}+{s.offset}:{s.channels}" for s in w.in_segments))
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -242,6 +287,36 @@ class _Tag:
     @property
     def root(self):
         return _find(self.group)
+
+    @property
+    def parts(self):
+        return (self,)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Concat:
+    """A last axis concatenated from `parts` (`_Tag`s with spatial 1), in
+    channel order; `spatial` as for `_Tag` (a Flatten of it)."""
+
+    parts: tuple
+    spatial: int = 1
+
+
+def _roots(tag):
+    return [part.root for part in tag.parts]
+
+
+def _channels(tag):
+    return tag.group.width * tag.multiplier
+
+
+def _offsets(tag):
+    """(part, first channel) of every part of `tag`."""
+    out, offset = [], 0
+    for part in tag.parts:
+        out.append((part, offset))
+        offset += _channels(part)
+    return out
 
 
 def _find(group):
@@ -314,7 +389,7 @@ def analyze(model, keep=()):
         up = frozenset().union(*(upstream.get(id(t), frozenset()) for t in extra))
         for t in tensors:
             tags[id(t)] = tag
-            upstream[id(t)] = up | {tag.group}
+            upstream[id(t)] = up | {part.group for part in tag.parts}
 
     def fixed_output(layer, in_tags, inputs, outputs):
         """Outputs of a layer on (eventually) fixed data: a new fixed group,
@@ -363,14 +438,14 @@ def analyze(model, keep=()):
         if kind is not None:
             _check_channels_last(layer)
             tag = in_tags[0]
-            group = tag.root
             out = outputs[0]
             if kind in ("dense", "conv1d", "conv2d"):
                 if kind != "dense" and tag.spatial != 1:
                     deferred.append((layer, in_tags,
                                      "a convolution after a Flatten of a sliced group"))
-                group.members.append(Member(
-                    layer.name, "consumer", tag.multiplier, tag.spatial))
+                for part, offset in _offsets(tag):
+                    part.root.members.append(Member(
+                        layer.name, "consumer", part.multiplier, tag.spatial, offset))
                 produced = new_group(layer.name, out.shape[-1])
                 produced.members.append(Member(layer.name, "producer"))
                 wiring[layer.name] = (kind, tag, produced)
@@ -380,24 +455,25 @@ def analyze(model, keep=()):
                     deferred.append((layer, in_tags,
                                      "it follows a Flatten of a sliced group"))
                 role = "depthwise" if kind == "depthwise" else "batchnorm"
-                group.members.append(Member(layer.name, role, tag.multiplier))
+                for part, offset in _offsets(tag):
+                    part.root.members.append(Member(
+                        layer.name, role, part.multiplier, offset=offset))
                 wiring[layer.name] = (kind, tag, None)
-                multiplier = tag.multiplier * (
-                    layer.depth_multiplier if kind == "depthwise" else 1)
-                set_out([out], _Tag(group, multiplier, tag.spatial), inputs)
+                depth = layer.depth_multiplier if kind == "depthwise" else 1
+                set_out([out], _multiplied(tag, depth), inputs)
             continue
 
         if isinstance(layer, keras.layers.Flatten):
             tag = in_tags[0]
             spatial = math.prod(inputs[0].shape[1:-1]) * tag.spatial
-            set_out(outputs, _Tag(tag.group, tag.multiplier, spatial), inputs)
+            set_out(outputs, dataclasses.replace(tag, spatial=spatial), inputs)
         elif isinstance(layer, keras.layers.Reshape):
             tag, x, y = in_tags[0], inputs[0], outputs[0]
             if y.shape[-1] == x.shape[-1] and tag.spatial == 1:
                 set_out(outputs, tag, inputs)  # channel axis stays last
             elif len(y.shape) == 2 and y.shape[-1] == math.prod(x.shape[1:]):
                 spatial = math.prod(x.shape[1:-1]) * tag.spatial
-                set_out(outputs, _Tag(tag.group, tag.multiplier, spatial), inputs)
+                set_out(outputs, dataclasses.replace(tag, spatial=spatial), inputs)
             else:
                 deferred.append((layer, in_tags,
                                  f"it regroups the channels to the fixed shape "
@@ -405,6 +481,14 @@ def analyze(model, keep=()):
                                  "subnetworks cannot match (use Flatten, or a "
                                  "Reshape that keeps the channel axis last)"))
                 fixed_output(layer, in_tags, inputs, outputs)
+        elif isinstance(layer, keras.layers.Concatenate):
+            why = _concatenation_problem(layer, in_tags)
+            if why:
+                deferred.append((layer, in_tags, why))
+                fixed_output(layer, in_tags, inputs, outputs)
+            else:  # nested concatenations flatten into one list of segments
+                set_out(outputs, _Concat(tuple(
+                    part for t in in_tags for part in t.parts)), inputs)
         elif isinstance(layer, _ELEMENTWISE_MERGE) or (
                 _is_op(layer, _MERGING_OPS) and len(inputs) > 1):
             _merge(layer, in_tags, inputs, outputs, union, set_out, deferred)
@@ -420,11 +504,9 @@ def analyze(model, keep=()):
             set_out(outputs, in_tags[0], inputs)
         else:
             if layer.weights or isinstance(layer, _OTHER_MERGE):
-                what = ("concatenates channels of" if isinstance(
-                    layer, keras.layers.Concatenate) else "reads")
                 deferred.append((layer, in_tags,
                                  f"HADS cannot slice a {type(layer).__name__}; it "
-                                 f"{what} its inputs as whole tensors"))
+                                 "reads its inputs as whole tensors"))
             else:
                 deferred.append((layer, in_tags,
                                  "it is not known to act on every channel on its "
@@ -436,22 +518,24 @@ def analyze(model, keep=()):
             fixed_output(layer, in_tags, inputs, outputs)
 
     for t in functional.outputs:
-        tags[id(t)].root.fixed = True
+        for root in _roots(tags[id(t)]):
+            root.fixed = True
     _apply_keep(groups, keep, model)
     for layer, in_tags, why in deferred:
-        sliced = sorted({t.root.name for t in in_tags if not t.root.fixed})
+        sliced = sorted({r.name for t in in_tags for r in _roots(t) if not r.fixed})
         if sliced:
             raise ValueError(
                 f"Layer '{layer.name}' ({type(layer).__name__}) reads the sliced "
                 f"group(s) {sliced}: {why}. Keep them whole with keep="
                 f"{sliced} ({KEEP_HINT}), or rewrite the model.")
     for layer, tag in mixing_checks:
-        if not tag.root.fixed:
-            raise ValueError(
-                f"Layer '{layer.name}' mixes channels (softmax) of the sliced "
-                f"group '{tag.root.name}'; apply it to the model output only, "
-                f"or keep the group whole with keep=['{tag.root.name}'] "
-                f"({KEEP_HINT}).")
+        for root in _roots(tag):
+            if not root.fixed:
+                raise ValueError(
+                    f"Layer '{layer.name}' mixes channels (softmax) of the sliced "
+                    f"group '{root.name}'; apply it to the model output only, "
+                    f"or keep the group whole with keep=['{root.name}'] "
+                    f"({KEEP_HINT}).")
 
     roots = [g for g in groups if g.merged_into is None]
     analysis_wiring = {}
@@ -461,16 +545,22 @@ def analyze(model, keep=()):
             layer = functional.get_layer(name)
             varies = any(not _find(g).fixed
                          for g in upstream.get(id(layer.input), ()))
+        segments = tuple(Segment(part.root.name, offset, _channels(part),
+                                 part.multiplier)
+                         for part, offset in _offsets(tag))
+        single = segments[0] if len(segments) == 1 else None
         analysis_wiring[name] = LayerWiring(
-            name, kind, tag.root.name, tag.multiplier, tag.spatial,
-            None if produced is None else _find(produced).name, varies)
+            name, kind, single and single.group, single and single.multiplier,
+            tag.spatial, None if produced is None else _find(produced).name,
+            varies, segments)
     fixed = [_fixed_layer(layer) for layer, _ in fixed_layers]
     return GraphAnalysis(roots, analysis_wiring, model, fixed)
 
 
 def _merge(layer, in_tags, inputs, outputs, union, set_out, deferred):
-    """Element-wise merge: every input of full channel width joins one group;
-    inputs with one channel broadcast and join nothing."""
+    """Element-wise merge: every input of full channel width joins one group
+    (concatenations: segment by segment); inputs with one channel broadcast
+    and join nothing."""
     channels = outputs[0].shape[-1]
     widths = [x.shape[-1] for x in inputs]
     if any(w not in (1, channels) for w in widths):
@@ -478,16 +568,48 @@ def _merge(layer, in_tags, inputs, outputs, union, set_out, deferred):
                          f"widths {widths}.")
     joined = [t for t, w in zip(in_tags, widths) if w == channels]
     first = joined[0]
-    if any(t.multiplier != first.multiplier or t.spatial != 1 for t in joined):
+    if not all(_same_layout(t, first) for t in joined):
         deferred.append((layer, in_tags,
                          "its inputs hold the channels in different layouts "
-                         "(depth multipliers or Flatten)"))
+                         "(depth multipliers, Flatten, or concatenations of "
+                         "different segments)"))
         set_out(outputs, first, inputs)
         return
-    root = first.root
-    for t in joined[1:]:
-        root = union(root, t.group, layer)
-    set_out(outputs, _Tag(root, first.multiplier), inputs)
+    parts = []
+    for i, part in enumerate(first.parts):
+        root = part.root
+        for t in joined[1:]:
+            root = union(root, t.parts[i].group, layer)
+        parts.append(_Tag(root, part.multiplier))
+    set_out(outputs, parts[0] if isinstance(first, _Tag) else _Concat(tuple(parts)),
+            inputs)
+
+
+def _same_layout(a, b):
+    """Whether two merged tensors hold their channels the same way: the same
+    kind of tag, no Flatten, the same segments (widths, multipliers)."""
+    return (type(a) is type(b) and a.spatial == 1 and b.spatial == 1
+            and len(a.parts) == len(b.parts)
+            and all(p.multiplier == q.multiplier and _channels(p) == _channels(q)
+                    for p, q in zip(a.parts, b.parts)))
+
+
+def _multiplied(tag, depth):
+    """The tag of a DepthwiseConv2D's output: `depth` channels per channel."""
+    if isinstance(tag, _Tag):
+        return _Tag(tag.group, tag.multiplier * depth, tag.spatial)
+    return _Concat(tuple(_multiplied(p, depth) for p in tag.parts), tag.spatial)
+
+
+def _concatenation_problem(layer, in_tags):
+    """Why a Concatenate cannot be followed segment by segment, or None."""
+    rank = len(layer.output.shape)
+    if layer.axis not in (-1, rank - 1):
+        return (f"it concatenates along axis {layer.axis}, not the channel "
+                "axis, so the channels of narrower subnetworks would not line up")
+    if any(t.spatial != 1 for t in in_tags):
+        return "it concatenates flattened tensors (concatenate before the Flatten)"
+    return None
 
 
 def _apply_keep(groups, keep, model):

@@ -45,13 +45,19 @@ class _UnitParameter:
         """Sum `values` (shaped like the variable) into a [width] tensor."""
         m = self.member.multiplier
         v = tf.convert_to_tensor(values)
+        # The group's channels of the layer's input (behind a concatenation:
+        # its segment, from `member.offset`).
+        start, stop = self.member.offset, self.member.offset + self.width * m
         if self.role == "kernel_out":
             per_channel = tf.reduce_sum(tf.reshape(v, [-1, v.shape[-1]]), axis=0)
             return per_channel
         if self.role == "vector":
+            if self.member.role != "producer":
+                per_input = getattr(self.layer, "depth_multiplier", 1)
+                v = v[start * per_input:stop * per_input]
             return tf.reduce_sum(tf.reshape(v, [self.width, -1]), axis=1)
         if self.role == "dw_kernel":
-            per_channel = tf.reduce_sum(v, axis=[0, 1, 3])
+            per_channel = tf.reduce_sum(v, axis=[0, 1, 3])[start:stop]
             return tf.reduce_sum(tf.reshape(per_channel, [self.width, m]), axis=1)
         if self.role == "kernel_in":
             if self.member.spatial > 1:
@@ -60,7 +66,7 @@ class _UnitParameter:
             else:
                 per_channel = tf.reduce_sum(
                     tf.reshape(v, [-1, v.shape[-2], v.shape[-1]]), axis=[0, 2])
-            return tf.reduce_sum(tf.reshape(per_channel, [self.width, m]), axis=1)
+            return tf.reduce_sum(tf.reshape(per_channel[start:stop], [self.width, m]), axis=1)
         raise AssertionError(self.role)
 
 
@@ -352,7 +358,9 @@ def l1_importance(model, fold_batch_norm=True):
         score = np.abs(kernel.astype(np.float64)).reshape(-1, kernel.shape[-1]).sum(axis=0)
         bns = [m for m in group.members_with_role("batchnorm") if m.multiplier == 1]
         if fold_batch_norm and bns:
-            score = score * _bn_scale(network.get_layer(bns[0].layer))
+            offset = bns[0].offset  # its segment, behind a concatenation
+            score = score * _bn_scale(network.get_layer(bns[0].layer))[
+                offset:offset + group.width]
         out[group.name] = score
     return out
 

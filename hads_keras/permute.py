@@ -4,7 +4,8 @@ Neurons of a layer can be permuted freely as long as every coupled tensor is
 permuted the same way (permutation invariance): the producer's output axis
 and bias, the BN parameters and the moving statistics of every subnetwork,
 depthwise channels, and the consumer's input rows (through Flatten: one
-unit is a strided set of H*W rows). Sorting by importance makes every
+unit is a strided set of H*W rows; behind a concatenation only the rows of
+the group's segment move). Sorting by importance makes every
 subnetwork a prefix of every group.
 
 `select_units` is the same with fewer units: it keeps a list of units per
@@ -122,9 +123,24 @@ def expand(perm, multiplier):
     return (perm[:, None] * multiplier + np.arange(multiplier)).reshape(-1)
 
 
+def _in_segment(channels, member, axis_length):
+    """Full index along an input axis of `axis_length` channels that moves
+    only the member's segment, which starts at `member.offset`."""
+    if member.offset == 0 and len(channels) == axis_length:
+        return channels
+    index = np.arange(axis_length)
+    index[member.offset:member.offset + len(channels)] = member.offset + channels
+    return index
+
+
 def _permute_member(layer, values, member, perm):
     values = list(values)
     channels = expand(perm, member.multiplier)
+    if member.role != "producer":
+        in_channels = (values[0].shape[-1] if member.role == "batchnorm"
+                       else values[0].shape[-2] if member.spatial == 1
+                       else values[0].shape[0] // member.spatial)
+        channels = _in_segment(channels, member, in_channels)
     if member.role == "producer":
         values[0] = values[0][..., channels]
         if getattr(layer, "use_bias", False):

@@ -332,15 +332,20 @@ def _install(network, analysis, plan, selector):
                 f"Layer '{name}' is a plain keras.layers.{type(layer).__name__};"
                 " convert the model first (hads_keras.convert or "
                 "hads_keras.apply).")
-        in_group = analysis[wiring.in_group]
-        in_widths = None
-        if not in_group.fixed:
-            in_widths = [w * wiring.in_multiplier for w in plan.widths(in_group.name)]
+        in_widths = in_segments = None
+        segment_widths = [segment_widths_of(analysis, plan, s) for s in wiring.in_segments]
+        sliced = any(w is not None for w in segment_widths)
+        channels = sum(s.channels for s in wiring.in_segments)
+        if sliced and wiring.segmented:
+            in_segments = [(s.channels, w or [s.channels] * plan.num_subnetworks)
+                           for s, w in zip(wiring.in_segments, segment_widths)]
+        elif sliced:
+            in_widths = segment_widths[0]
         elif wiring.kind == "batchnorm" and wiring.varies:
             # Never sliced, but fed by sliced layers: its statistics differ
             # per subnetwork, so each subnetwork uses its own row (all
             # channels). A BN that no sliced layer feeds keeps using row 0.
-            in_widths = [in_group.width * wiring.in_multiplier] * plan.num_subnetworks
+            in_widths = [channels] * plan.num_subnetworks
         out_widths = None
         if wiring.out_group is not None and not analysis[wiring.out_group].fixed:
             out_widths = plan.widths(wiring.out_group)
@@ -350,7 +355,14 @@ def _install(network, analysis, plan, selector):
                 f"subnetworks but the plan has {plan.num_subnetworks}; build "
                 "the nested model with hads_keras.apply(model, plan).")
         layer.install_slicing(LayerSlicing(
-            in_widths, out_widths, wiring.in_spatial, selector))
+            in_widths, out_widths, wiring.in_spatial, selector, in_segments))
+
+
+def segment_widths_of(analysis, plan, segment):
+    """Active channels of one input segment per subnetwork (None: fixed)."""
+    if analysis[segment.group].fixed:
+        return None
+    return [w * segment.multiplier for w in plan.widths(segment.group)]
 
 
 def apply(model, plan, importance=None, calibration_data=None,

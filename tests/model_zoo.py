@@ -21,6 +21,12 @@ unless noted), plus toys for squeeze-and-excite and Conv1D:
   converter cannot fold into its Dense.
 * `conv1d_kws`: a Conv1D keyword-spotting model with BatchNormalization right
   after the input (49 frames x 10 MFCCs).
+* `inception_toy`: an Inception-style block: 1x1 branch, 1x1 -> 3x3 branch
+  and a max-pooling branch, concatenated on the channels, then a 1x1 Conv.
+* `densenet_toy`: a DenseNet-style dense block: three BN-ReLU-Conv1x1-BN-
+  ReLU-Conv3x3 layers, each concatenated to its input (nested
+  concatenations), then a DepthwiseConv2D (depth multiplier 2), BN and a
+  Flatten into the classifier.
 """
 
 import functools
@@ -150,6 +156,50 @@ def conv1d_kws(input_shape=(49, 10), classes=12):
     return keras.Model(inputs, outputs, name="conv1d_kws")
 
 
+def inception_toy(input_shape=(12, 12, 3), classes=5):
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(8, 3, padding="same", name="stem")(inputs)
+    x = keras.layers.BatchNormalization(name="stem_bn")(x)
+    x = keras.layers.ReLU()(x)
+    a = keras.layers.Conv2D(6, 1, name="branch_a")(x)
+    a = keras.layers.BatchNormalization(name="branch_a_bn")(a)
+    a = keras.layers.ReLU()(a)
+    b = keras.layers.Conv2D(4, 1, name="branch_b1")(x)
+    b = keras.layers.ReLU()(b)
+    b = keras.layers.Conv2D(10, 3, padding="same", name="branch_b2")(b)
+    b = keras.layers.BatchNormalization(name="branch_b2_bn")(b)
+    b = keras.layers.ReLU()(b)
+    p = keras.layers.MaxPooling2D(3, strides=1, padding="same")(x)
+    x = keras.layers.Concatenate(name="mixed")([a, b, p])
+    x = keras.layers.Conv2D(12, 1, name="after")(x)
+    x = keras.layers.BatchNormalization(name="after_bn")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name="inception_toy")
+
+
+def densenet_toy(input_shape=(10, 10, 3), classes=4, growth=4):
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(6, 3, padding="same", use_bias=False, name="stem")(inputs)
+    for i in range(3):
+        y = keras.layers.BatchNormalization(name=f"block{i}_bn")(x)
+        y = keras.layers.ReLU()(y)
+        y = keras.layers.Conv2D(8, 1, use_bias=False, name=f"block{i}_conv1")(y)
+        y = keras.layers.BatchNormalization(name=f"block{i}_conv1_bn")(y)
+        y = keras.layers.ReLU()(y)
+        y = keras.layers.Conv2D(growth, 3, padding="same", use_bias=False,
+                                name=f"block{i}_conv2")(y)
+        x = keras.layers.Concatenate(name=f"block{i}_concat")([x, y])
+    x = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", name="dw")(x)
+    x = keras.layers.BatchNormalization(name="final_bn")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.AveragePooling2D(5)(x)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name="densenet_toy")
+
+
 BUILDERS = {
     "resnet8": resnet8,
     "ad_autoencoder": ad_autoencoder,
@@ -157,7 +207,17 @@ BUILDERS = {
     "se_toy": se_toy,
     "conv1d_kws": conv1d_kws,
     "kws_fc": kws_fc,
+    "inception_toy": inception_toy,
+    "densenet_toy": densenet_toy,
 }
+
+
+# Models whose nested int8 export is refused, with the error it gives
+# (docs/nested_tflite_format.md): the nested format has segment tables for
+# Dense and Conv2D but not for a DepthwiseConv2D reading a concatenation
+# (nor for a BatchNormalization reading one, which follows no layer the
+# converter could fold it into).
+NO_NESTED_EXPORT = {"densenet_toy": r"'dw' \(DepthwiseConv2D\) reads a concatenation.*keep="}
 
 
 def data_for(model, n=64, seed=0):

@@ -194,7 +194,9 @@ def _concatenated_model():
     inputs = keras.Input((8, 8, 3))
     a = keras.layers.Conv2D(4, 3, padding="same", name="branch_a")(inputs)
     b = keras.layers.Conv2D(4, 1, name="branch_b")(inputs)
-    x = keras.layers.Concatenate(name="concat")([a, b])
+    # Along the height, not the channels: narrower subnetworks would not
+    # line up (a channel concatenation is sliced segment by segment).
+    x = keras.layers.Concatenate(axis=1, name="concat")([a, b])
     x = keras.layers.GlobalAveragePooling2D()(x)
     return keras.Model(inputs, keras.layers.Dense(2)(x))
 

@@ -71,9 +71,13 @@ def test_merges_of_sliced_branches_name_the_layers():
     a = keras.layers.Conv2D(4, 3, padding="same", name="left")(inputs)
     b = keras.layers.Conv2D(4, 1, name="right")(inputs)
     x = keras.layers.Concatenate(name="concat")([a, b])
+    # A concatenation (two segments) merged with one group of 8 units: the
+    # segments cannot be followed through the Add.
+    c = keras.layers.Conv2D(8, 1, name="other")(inputs)
+    x = keras.layers.Add(name="add")([x, c])
     x = keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inputs, keras.layers.Dense(2)(x))
-    with pytest.raises(ValueError, match=r"concat.*\['left', 'right'\]"):
+    with pytest.raises(ValueError, match=r"'add'.*concatenations.*keep=\['left', 'other', 'right'\]"):
         hads.groups(model)
 
 

@@ -12,16 +12,6 @@ def _x(shape, n=3, seed=0):
     return np.random.default_rng(seed).normal(size=(n,) + tuple(shape)).astype("float32")
 
 
-def _concat_model():
-    inputs = keras.Input((8, 8, 3))
-    a = keras.layers.Conv2D(4, 3, padding="same", name="branch_a")(inputs)
-    b = keras.layers.Conv2D(6, 1, name="branch_b")(inputs)
-    x = keras.layers.Concatenate(name="concat")([a, b])
-    x = keras.layers.Conv2D(5, 1, name="after")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, keras.layers.Dense(2, name="logits")(x))
-
-
 def test_residual_and_se_merges_share_one_group():
     inputs = keras.Input((8, 8, 3))
     x = keras.layers.Conv2D(8, 3, padding="same", name="stem")(inputs)
@@ -74,23 +64,85 @@ def test_layer_reading_and_writing_its_own_group_names_keep():
     assert not hads.groups(model, keep=["d0"]).sliceable
 
 
-def test_concatenate_of_sliced_groups_names_keep_and_works_when_kept():
-    model = _concat_model()
-    with pytest.raises(ValueError, match=r"'concat'.*keep=\['branch_a', 'branch_b'\]"):
-        hads.convert(model)
-    converted = hads.convert(model, keep=["branch_a", "branch_b"])
+def test_concatenation_is_sliced_segment_by_segment():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="stem")(inputs)
+    a = keras.layers.Conv2D(3, 1, name="branch_a")(x)
+    inner = keras.layers.Concatenate(name="inner")([x, a])  # stem, branch_a
+    b = keras.layers.Conv2D(5, 1, name="branch_b")(x)
+    x = keras.layers.Concatenate(name="outer")([inner, b])  # flattened: 3 segments
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", name="dw")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Flatten()(keras.layers.MaxPooling2D(4)(x))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="logits")(x))
+    analysis = hads.groups(model)
+    wiring = analysis.wiring["logits"]
+    assert [(s.group, s.offset, s.channels, s.multiplier) for s in wiring.in_segments] \
+        == [("stem", 0, 8, 2), ("branch_a", 8, 6, 2), ("branch_b", 14, 10, 2)]
+    assert wiring.in_group is None and wiring.in_spatial == 4
+    assert "dw: stem+0:4 branch_a+4:3 branch_b+7:5" in str(analysis)
+    assert "bn:batchnorm+4" in [str(m) for m in analysis["branch_a"].members]
+    # Costs: one term per segment, what the layers count.
+    assert hads.model_costs(model)["macs"] == (
+        64 * (27 * 4 + 4 * 3 + 4 * 5) + 64 * 9 * 24 + 4 * 24 * 2)
+    converted = hads.convert(model)
+    plan = hads.Plan({"stem": [4, 3, 1], "branch_a": [3, 1, 1],
+                      "branch_b": [5, 4, 2]})
+    nested = hads.apply(converted, plan)
+    x = _x((8, 8, 3))
+    for k in range(3):
+        nested.set_subnetwork(k)
+        sub = hads.extract_subnetwork(nested, k)
+        want = sub(x)
+        np.testing.assert_allclose(nested(x), want, atol=1e-5)
+        with hads.static_subnetwork(k):  # the training path: packed tensors
+            np.testing.assert_allclose(nested.hads_network(x), want, atol=1e-5)
+        assert sub.get_layer("logits").kernel.shape[0] == 4 * 2 * sum(
+            plan.widths(g)[k] for g in ("stem", "branch_a", "branch_b"))
+    order = {g.name: np.random.default_rng(1).permutation(g.width)
+             for g in analysis.sliceable}
+    np.testing.assert_allclose(hads.permute_units(model, order)(x), model(x),
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_concatenations_that_cannot_be_followed_name_the_layer_and_keep():
+    def model_with(merge):
+        inputs = keras.Input((8, 8, 3))
+        a = keras.layers.Conv2D(4, 3, padding="same", name="branch_a")(inputs)
+        b = keras.layers.Conv2D(6, 1, name="branch_b")(inputs)
+        x = merge(a, b)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        return keras.Model(inputs, keras.layers.Dense(2, name="logits")(x))
+
+    spatial = model_with(lambda a, b: keras.layers.Concatenate(axis=2, name="concat")(
+        [a, keras.layers.Conv2D(4, 1, name="branch_c")(b)]))
+    with pytest.raises(ValueError, match=r"'concat'.*axis 2.*keep=\['branch_a', 'branch_c'\]"):
+        hads.convert(spatial)
+    converted = hads.convert(spatial, keep=["branch_a", "branch_c"])
     assert converted.get_layer("branch_a").get_config()["hads_keep"] is True
     analysis = hads.groups(converted)  # remembered by the layers
-    assert [g.name for g in analysis.sliceable] == ["after"]
-    assert analysis["branch_a"].kept and analysis["branch_b"].kept
-    # Kept groups still cost what they cost.
-    assert hads.model_costs(converted) == {
-        "macs": 64 * (9 * 3 * 4 + 3 * 6 + 10 * 5) + 5 * 2,
-        "params": model.count_params()}
+    assert [g.name for g in analysis.sliceable] == ["branch_b"]
+    assert analysis["branch_a"].kept and analysis["branch_c"].kept
     x = _x((8, 8, 3))
-    np.testing.assert_allclose(converted(x), model(x), atol=1e-6)
+    np.testing.assert_allclose(converted(x), spatial(x), atol=1e-6)
+
+    def concat_plus_group(a, b):
+        x = keras.layers.Concatenate(name="concat")([a, b])
+        other = keras.layers.Conv2D(10, 1, name="other")(a)
+        return keras.layers.Add(name="add")([x, other])
+    with pytest.raises(ValueError, match=r"'add'.*concatenations of different segments"):
+        hads.groups(model_with(concat_plus_group))
+
+    inputs = keras.Input((4, 4, 3))
+    a = keras.layers.Flatten()(keras.layers.Conv2D(4, 1, name="branch_a")(inputs))
+    b = keras.layers.Flatten()(keras.layers.Conv2D(6, 1, name="branch_b")(inputs))
+    x = keras.layers.Concatenate(name="concat")([a, b])
+    flattened = keras.Model(inputs, keras.layers.Dense(2, name="logits")(x))
+    with pytest.raises(ValueError, match=r"'concat'.*flattened.*keep=\['branch_a', 'branch_b'\]"):
+        hads.groups(flattened)
     with pytest.raises(ValueError, match=r"keep=\['nope'\]"):
-        hads.convert(model, keep=["nope"])
+        hads.convert(spatial, keep=["nope"])
 
 
 def test_solve_keep_gives_full_widths_and_counts_costs():

@@ -73,6 +73,17 @@ inline int32_t DotInt8(int32_t acc, const int8_t* x, const int8_t* w, int n,
   return acc;
 }
 
+// DotInt8 over the active channels of every segment, in channel order (the
+// order of the physically sliced layer's packed channels).
+inline int32_t DotInt8Segments(int32_t acc, const int8_t* x, const int8_t* w,
+                               const InputSegments& segments, int32_t offset) {
+  for (int g = 0; g < segments.count; ++g) {
+    const int begin = segments.offset[g];
+    acc = DotInt8(acc, x + begin, w + begin, segments.active[g], offset);
+  }
+  return acc;
+}
+
 // total + x[0] * w[0] + x[1] * w[1] + ..., left to right as TFLite's
 // reference kernels add.
 inline float DotFloat(float total, const float* x, const float* w, int n) {
@@ -348,6 +359,25 @@ Status FullyConnectedInt8(const FullyConnectedShape& shape,
   Status st = CheckFcArgs(shape, active_in, active_out, input, weights,
                           output);
   if (st != kOk) return st;
+  const int32_t zero = 0;
+  const int32_t width = active_in;
+  return reference::FullyConnectedInt8(shape, params,
+                                       InputSegments{1, &zero, &width},
+                                       active_out, input, weights, output);
+}
+
+Status FullyConnectedInt8(const FullyConnectedShape& shape,
+                          const QuantizedParams& params,
+                          const InputSegments& segments, int active_out,
+                          const int8_t* input, const int8_t* weights,
+                          int8_t* output) {
+  Status st = CheckFcShape(shape);
+  if (st != kOk) return st;
+  int active_in = 0;
+  st = CheckInputSegments(segments, shape.in_channels, &active_in);
+  if (st != kOk) return st;
+  st = CheckFcArgs(shape, active_in, active_out, input, weights, output);
+  if (st != kOk) return st;
   st = CheckQuantizedParams(params, active_out);
   if (st != kOk) return st;
 
@@ -362,12 +392,9 @@ Status FullyConnectedInt8(const FullyConnectedShape& shape,
       const int8_t* w_row = weights + oc * row;
       int32_t acc = 0;
       for (int p = 0; p < shape.in_spatial; ++p) {
-        const int8_t* x = in_row + p * shape.in_channels;
-        const int8_t* w = w_row + p * shape.in_channels;
-        for (int c = 0; c < active_in; ++c) {
-          acc += static_cast<int32_t>(w[c]) *
-                 (static_cast<int32_t>(x[c]) + in_offset);
-        }
+        acc = DotInt8Segments(acc, in_row + p * shape.in_channels,
+                              w_row + p * shape.in_channels, segments,
+                              in_offset);
       }
       if (params.bias != nullptr) acc += params.bias[oc];
       acc = Requantize(acc, params.output_multiplier[oc],
@@ -402,6 +429,20 @@ Status FullyConnectedInt8(const FullyConnectedShape& shape,
   }
 #endif
   return reference::FullyConnectedInt8(shape, params, active_in, active_out,
+                                       input, weights, output);
+}
+
+Status FullyConnectedInt8(const FullyConnectedShape& shape,
+                          const QuantizedParams& params,
+                          const InputSegments& segments, int active_out,
+                          const int8_t* input, const int8_t* weights,
+                          int8_t* output) {
+  if (segments.count == 1 && segments.offset != nullptr &&
+      segments.active != nullptr && segments.offset[0] == 0) {
+    return FullyConnectedInt8(shape, params, segments.active[0], active_out,
+                              input, weights, output);
+  }
+  return reference::FullyConnectedInt8(shape, params, segments, active_out,
                                        input, weights, output);
 }
 
@@ -463,6 +504,22 @@ Status Conv2DInt8(const ConvShape& shape, const QuantizedParams& params,
                   const int8_t* filter, int8_t* output) {
   Status st = CheckConvArgs(shape, active_in, active_out, input, filter, output);
   if (st != kOk) return st;
+  const int32_t zero = 0;
+  const int32_t width = active_in;
+  return reference::Conv2DInt8(shape, params, InputSegments{1, &zero, &width},
+                               active_out, input, filter, output);
+}
+
+Status Conv2DInt8(const ConvShape& shape, const QuantizedParams& params,
+                  const InputSegments& segments, int active_out,
+                  const int8_t* input, const int8_t* filter, int8_t* output) {
+  Status st = CheckConvShape(shape);
+  if (st != kOk) return st;
+  int active_in = 0;
+  st = CheckInputSegments(segments, shape.in_channels, &active_in);
+  if (st != kOk) return st;
+  st = CheckConvArgs(shape, active_in, active_out, input, filter, output);
+  if (st != kOk) return st;
   st = CheckQuantizedParams(params, active_out);
   if (st != kOk) return st;
 
@@ -501,8 +558,8 @@ Status Conv2DInt8(const ConvShape& shape, const QuantizedParams& params,
                             in_offset);
             } else {
               for (int fx = fx_begin; fx < fx_end; ++fx) {
-                acc = DotInt8(acc, x_y + (in_x0 + fx) * cin, w_y + fx * cin,
-                              active_in, in_offset);
+                acc = DotInt8Segments(acc, x_y + (in_x0 + fx) * cin,
+                                      w_y + fx * cin, segments, in_offset);
               }
             }
           }
@@ -560,6 +617,19 @@ Status Conv2DInt8(const ConvShape& shape, const QuantizedParams& params,
                   const int8_t* filter, int8_t* output) {
   return Conv2DInt8(shape, params, active_in, active_out, input, filter,
                     output, nullptr, 0);
+}
+
+Status Conv2DInt8(const ConvShape& shape, const QuantizedParams& params,
+                  const InputSegments& segments, int active_out,
+                  const int8_t* input, const int8_t* filter, int8_t* output,
+                  void* scratch, int32_t scratch_bytes) {
+  if (segments.count == 1 && segments.offset != nullptr &&
+      segments.active != nullptr && segments.offset[0] == 0) {
+    return Conv2DInt8(shape, params, segments.active[0], active_out, input,
+                      filter, output, scratch, scratch_bytes);
+  }
+  return reference::Conv2DInt8(shape, params, segments, active_out, input,
+                               filter, output);
 }
 
 Status Conv2DFloat(const ConvShape& shape, const FloatParams& params,
@@ -785,6 +855,54 @@ Status DepthwiseConv2DFloat(const ConvShape& shape, const FloatParams& params,
           }
         }
         for (int oc = active_out; oc < cout; ++oc) out[oc] = 0.0f;
+      }
+    }
+  }
+  return kOk;
+}
+
+// ---------------------------------------------------------------------------
+// Concatenated inputs.
+
+Status CheckInputSegments(const InputSegments& segments, int full_in,
+                          int* total) {
+  if (segments.offset == nullptr || segments.active == nullptr ||
+      total == nullptr) {
+    return kErrNullPointer;
+  }
+  if (segments.count < 1 || segments.count > full_in ||
+      segments.offset[0] != 0) {
+    return kErrBadTable;
+  }
+  int sum = 0;
+  for (int g = 0; g < segments.count; ++g) {
+    const int32_t begin = segments.offset[g];
+    const int32_t end =
+        g + 1 < segments.count ? segments.offset[g + 1] : full_in;
+    if (end <= begin || end > full_in) return kErrBadTable;
+    const int32_t active = segments.active[g];
+    if (active < 0 || active > end - begin) return kErrBadActiveWidth;
+    sum += active;  // at most full_in: no overflow
+  }
+  if (sum < 1) return kErrBadActiveWidth;
+  *total = sum;
+  return kOk;
+}
+
+Status ValidateSegmentTables(const SubnetworkTables& tables,
+                             const SegmentTables& segments) {
+  if (tables.in_channels == nullptr || segments.channels == nullptr) {
+    return kErrNullPointer;
+  }
+  for (int k = 0; k < tables.num_subnetworks; ++k) {
+    const InputSegments row = SelectSegments(segments, k);
+    int total = 0;
+    const Status st = CheckInputSegments(row, tables.full_in, &total);
+    if (st != kOk) return st;
+    if (total != tables.in_channels[k]) return kErrBadTable;
+    for (int g = 0; k > 0 && g < segments.count; ++g) {
+      if (row.active[g] > row.active[g - segments.count]) {
+        return kErrBadTable;  // subnetworks are nested, largest first
       }
     }
   }

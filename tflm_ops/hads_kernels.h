@@ -22,6 +22,11 @@
 // RTTI, no standard containers, so that the same files build for a
 // Cortex-M (Arduino) and for the host tests (tests/native/).
 //
+// An operator reading a concatenation of sliced groups reads, instead of
+// one prefix, the active prefix of every segment of its input channels
+// (InputSegments, the overloads taking one); the channels between
+// segments' active prefixes are skipped however they are filled.
+//
 // Layouts (all row-major, channels fastest):
 //   fully connected  input [batches, P*C], weights [out, P*C], out [batches, out]
 //                    P = in_spatial positions, C = full channels per position
@@ -204,6 +209,39 @@ Status DepthwiseConv2DFloat(const ConvShape& shape, const FloatParams& params,
                             int active_in, const float* input,
                             const float* filter, float* output);
 
+// ---------------------------------------------------------------------------
+// Concatenated inputs. The full input channels (per position) are `count`
+// segments: segment g starts at channel offset[g] and ends where segment
+// g + 1 starts (the last one at the full width). A subnetwork reads the
+// first active[g] channels of every segment (0 .. the segment's width, at
+// least one channel in all).
+struct InputSegments {
+  int count;              // G >= 1
+  const int32_t* offset;  // [G]: offset[0] = 0, strictly increasing, < full
+  const int32_t* active;  // [G]: active channels of every segment
+};
+
+// kOk when `segments` lie within `full_in` channels as described above
+// (kErrNullPointer, kErrBadTable for the layout, kErrBadActiveWidth for
+// active widths); `*total` gets the active channels in all.
+Status CheckInputSegments(const InputSegments& segments, int full_in,
+                          int* total);
+
+// The kernels on a concatenated input (the checks of the kernels above,
+// plus CheckInputSegments). One segment is the prefix case and runs the
+// kernels above (optimized where they are); several run the portable
+// kernels on every target (the DSP kernels read one prefix).
+Status FullyConnectedInt8(const FullyConnectedShape& shape,
+                          const QuantizedParams& params,
+                          const InputSegments& segments, int active_out,
+                          const int8_t* input, const int8_t* weights,
+                          int8_t* output);
+
+Status Conv2DInt8(const ConvShape& shape, const QuantizedParams& params,
+                  const InputSegments& segments, int active_out,
+                  const int8_t* input, const int8_t* filter, int8_t* output,
+                  void* scratch, int32_t scratch_bytes);
+
 // The portable int8 kernels: the reference the optimized ones are tested
 // against, and what the entry points above run on other targets.
 namespace reference {
@@ -221,6 +259,16 @@ Status DepthwiseConv2DInt8(const ConvShape& shape,
                            const QuantizedParams& params, int active_in,
                            const int8_t* input, const int8_t* filter,
                            int8_t* output);
+
+Status FullyConnectedInt8(const FullyConnectedShape& shape,
+                          const QuantizedParams& params,
+                          const InputSegments& segments, int active_out,
+                          const int8_t* input, const int8_t* weights,
+                          int8_t* output);
+
+Status Conv2DInt8(const ConvShape& shape, const QuantizedParams& params,
+                  const InputSegments& segments, int active_out,
+                  const int8_t* input, const int8_t* filter, int8_t* output);
 
 }  // namespace reference
 
@@ -267,6 +315,31 @@ inline Status SelectSubnetwork(const SubnetworkTables& tables,
   active->output_shift = tables.output_shift + row;
   active->bias = tables.bias + row;
   return kOk;
+}
+
+// Per-subnetwork segment tables of an operator reading a concatenation
+// (custom options `in_segment_offsets`, `in_segment_channels`).
+struct SegmentTables {
+  int count;                // G >= 1 segments
+  const int32_t* offset;    // [G] first channel of every segment
+  const int32_t* channels;  // [S * G] active channels, row k = subnetwork k
+};
+
+// Checks them once against validated `tables` (e.g. in Prepare): the
+// layout of CheckInputSegments within tables.full_in, every row summing to
+// in_channels[k], every segment's width non-increasing over k.
+Status ValidateSegmentTables(const SubnetworkTables& tables,
+                             const SegmentTables& segments);
+
+// Row `subnetwork` of validated segment tables (range-checked by
+// SelectSubnetwork before).
+inline InputSegments SelectSegments(const SegmentTables& segments,
+                                    int32_t subnetwork) {
+  InputSegments active;
+  active.count = segments.count;
+  active.offset = segments.offset;
+  active.active = segments.channels + subnetwork * segments.count;
+  return active;
 }
 
 }  // namespace hads

@@ -69,8 +69,11 @@ const char* OpName(OpKind kind) {
 // memory otherwise (older exports, other writers), with a note from Init.
 struct OpData {
   // Eval's data. `tables` points at the five int32 tables (Init), its
-  // sizes are checked and its full widths set in Prepare.
+  // sizes are checked and its full widths set in Prepare. `segments`: the
+  // segment tables of an input concatenated from sliced groups (count 0
+  // when the input is one prefix).
   SubnetworkTables tables;
+  SegmentTables segments;
   union {
     FullyConnectedShape fc;
     ConvShape conv;
@@ -81,7 +84,7 @@ struct OpData {
   int32_t act_max;
 
   // Custom options, read by Init for Prepare.
-  int32_t table_size[5];  // entries of the tables, in kTableKeys order
+  int32_t table_size[7];  // entries of the tables, in kTableKeys order
   int32_t activation;
   int32_t in_spatial;         // fully connected
   int32_t stride_width;       // conv / depthwise
@@ -103,13 +106,25 @@ struct OpData {
   int32_t scratch_bytes;
 };
 
-// The tables' keys in the custom options, and where each goes.
-enum TableIndex { kInChannels, kOutChannels, kMultiplier, kShift, kBias };
-constexpr const char* kTableKeys[5] = {"in_channels", "out_channels",
-                                       "output_multiplier", "output_shift",
-                                       "bias"};
+// The tables' keys in the custom options, and where each goes. The two
+// segment tables are present only for an input concatenated from sliced
+// groups, and then both.
+enum TableIndex {
+  kInChannels,
+  kOutChannels,
+  kMultiplier,
+  kShift,
+  kBias,
+  kSegmentOffsets,
+  kSegmentChannels
+};
+constexpr const char* kTableKeys[7] = {
+    "in_channels",  "out_channels",       "output_multiplier",
+    "output_shift", "bias",               "in_segment_offsets",
+    "in_segment_channels"};
 
-const int32_t** TablePointer(SubnetworkTables* tables, int index) {
+const int32_t** TablePointer(OpData* data, int index) {
+  SubnetworkTables* tables = &data->tables;
   switch (index) {
     case kInChannels:
       return &tables->in_channels;
@@ -119,6 +134,10 @@ const int32_t** TablePointer(SubnetworkTables* tables, int index) {
       return &tables->output_multiplier;
     case kShift:
       return &tables->output_shift;
+    case kSegmentOffsets:
+      return &data->segments.offset;
+    case kSegmentChannels:
+      return &data->segments.channels;
     default:
       return &tables->bias;
   }
@@ -252,7 +271,7 @@ const char* NotInPlaceReason(flexbuffers::TypedVector vec) {
 bool ReadIntVector(TfLiteContext* context, const flexbuffers::Map& map,
                    int index, OpData* data) {
   const char* key = kTableKeys[index];
-  const int32_t** out = TablePointer(&data->tables, index);
+  const int32_t** out = TablePointer(data, index);
   int32_t* out_size = &data->table_size[index];
   const flexbuffers::Reference ref = map[key];
   if (ref.IsNull()) {
@@ -328,6 +347,21 @@ void ParseOptions(TfLiteContext* context, const uint8_t* buffer,
       ReadIntVector(context, map, kBias, data);
   if (!ok) return;
   data->tables.num_subnetworks = num_subnetworks;
+  const bool has_offsets = !map[kTableKeys[kSegmentOffsets]].IsNull();
+  const bool has_channels = !map[kTableKeys[kSegmentChannels]].IsNull();
+  if (has_offsets != has_channels) {
+    Fail(data, has_offsets ? kTableKeys[kSegmentChannels]
+                           : kTableKeys[kSegmentOffsets],
+         "is missing (the segment tables come in pairs)");
+    return;
+  }
+  if (has_offsets) {
+    if (!ReadIntVector(context, map, kSegmentOffsets, data) ||
+        !ReadIntVector(context, map, kSegmentChannels, data)) {
+      return;
+    }
+    data->segments.count = data->table_size[kSegmentOffsets];
+  }
   if (data->activation != kActNone && data->activation != kActRelu &&
       data->activation != kActReluN1To1 && data->activation != kActRelu6) {
     Fail(data, "fused_activation_function",
@@ -607,6 +641,54 @@ TfLiteStatus CheckArithmeticBounds(const SubnetworkTables& tables,
   return kTfLiteOk;
 }
 
+// Checks the segment tables of a concatenated input against validated
+// subnetwork tables, naming the first bad entry.
+TfLiteStatus PrepareSegments(const OpData& data, const char* name) {
+  const SegmentTables& segments = data.segments;
+  if (segments.count == 0) return kTfLiteOk;
+  const SubnetworkTables& tables = data.tables;
+  if (data.kind == OpKind::kDepthwiseConv2D) {
+    MicroPrintf("%s: segment tables are supported for HADS_FULLY_CONNECTED "
+                "and HADS_CONV_2D only",
+                name);
+    return kTfLiteError;
+  }
+  const int count = segments.count;
+  if (count > tables.full_in ||
+      data.table_size[kSegmentChannels] !=
+          static_cast<int64_t>(tables.num_subnetworks) * count) {
+    MicroPrintf("%s: 'in_segment_offsets' has %d entries (1..%d input "
+                "channels) and 'in_segment_channels' must have "
+                "num_subnetworks x that many; got %d",
+                name, count, tables.full_in,
+                static_cast<int>(data.table_size[kSegmentChannels]));
+    return kTfLiteError;
+  }
+  for (int k = 0; k < tables.num_subnetworks; ++k) {
+    int total = 0;
+    const Status st =
+        CheckInputSegments(SelectSegments(segments, k), tables.full_in, &total);
+    if (st != kOk || total != tables.in_channels[k]) {
+      MicroPrintf("%s: segments of subnetwork %d are not within %d input "
+                  "channels (offsets from 0, increasing; active channels "
+                  "0..segment width, summing to in_channels %d): %s",
+                  name, k, tables.full_in,
+                  static_cast<int>(tables.in_channels[k]),
+                  st != kOk ? StatusString(st) : "wrong sum");
+      return kTfLiteError;
+    }
+  }
+  const Status st = ValidateSegmentTables(tables, segments);
+  if (st != kOk) {
+    MicroPrintf("%s: a segment is wider in a later subnetwork (segment "
+                "widths must be non-increasing: the subnetworks are "
+                "nested): %s",
+                name, StatusString(st));
+    return kTfLiteError;
+  }
+  return kTfLiteOk;
+}
+
 TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
   if (node->user_data == nullptr) {
     MicroPrintf("HADS operator: out of arena memory for its data");
@@ -762,6 +844,7 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
                 name, full_in, full_out, StatusString(st));
     return kTfLiteError;
   }
+  TF_LITE_ENSURE_OK(context, PrepareSegments(*data, name));
 
   // Products summed into one output: the bound of the accumulator.
   int64_t products = 0;
@@ -823,20 +906,28 @@ TfLiteStatus Eval(TfLiteContext* context, TfLiteNode* node) {
   const int8_t* x = tflite::micro::GetTensorData<int8_t>(input);
   const int8_t* w = tflite::micro::GetTensorData<int8_t>(weights);
   int8_t* y = tflite::micro::GetTensorData<int8_t>(output);
+  void* scratch = data.scratch_index >= 0
+                      ? context->GetScratchBuffer(context, data.scratch_index)
+                      : nullptr;
+  // A concatenated input: the active prefix of every segment.
+  const bool segmented = data.segments.count > 0;
+  const InputSegments segments = SelectSegments(data.segments, segmented ? k : 0);
   Status st = kOk;
   switch (data.kind) {
     case OpKind::kFullyConnected:
-      st = FullyConnectedInt8(data.shape.fc, params, active.in_channels,
-                              active.out_channels, x, w, y);
+      st = segmented ? FullyConnectedInt8(data.shape.fc, params, segments,
+                                          active.out_channels, x, w, y)
+                     : FullyConnectedInt8(data.shape.fc, params,
+                                          active.in_channels,
+                                          active.out_channels, x, w, y);
       break;
     case OpKind::kConv2D:
-      st = Conv2DInt8(data.shape.conv, params, active.in_channels,
-                      active.out_channels, x, w, y,
-                      data.scratch_index >= 0
-                          ? context->GetScratchBuffer(context,
-                                                      data.scratch_index)
-                          : nullptr,
-                      data.scratch_bytes);
+      st = segmented ? Conv2DInt8(data.shape.conv, params, segments,
+                                  active.out_channels, x, w, y, scratch,
+                                  data.scratch_bytes)
+                     : Conv2DInt8(data.shape.conv, params, active.in_channels,
+                                  active.out_channels, x, w, y, scratch,
+                                  data.scratch_bytes);
       break;
     case OpKind::kDepthwiseConv2D:
       st = DepthwiseConv2DInt8(data.shape.conv, params, active.in_channels, x,

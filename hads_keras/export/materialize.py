@@ -2,7 +2,8 @@
 
 `materialize(nested_bytes, k)` replaces every HADS operator by its builtin
 operator on physically sliced int8 weights (the nested model's own, cut to
-the active prefix), with subnetwork k's int32 bias and with weight scales
+the active prefix, or behind a concatenation to the active prefix of every
+segment), with subnetwork k's int32 bias and with weight scales
 chosen so that TFLite derives exactly the requantization multipliers and
 shifts stored in the options; a GATHER of a per-subnetwork table (a
 standalone BatchNormalization's scale or offset) becomes its constant row k. Activation tensors shrink to the active
@@ -166,13 +167,14 @@ class _Materializer:
         if custom == "HADS_FULLY_CONNECTED":
             spatial = int(options["in_spatial"])
             full_in = weights.shape[1] // spatial
-            weights = weights[:o].reshape(o, spatial, full_in)[:, :, :a].reshape(o, spatial * a)
+            channels = active_input_channels(options, k, full_in)
+            weights = weights[:o].reshape(o, spatial, full_in)[:, :, channels].reshape(o, spatial * a)
             full_x = int(x.shape[-1])
             self._active_input(op.inputs[0], full_x,
                                a if full_x == full_in else spatial * a, label)
             dim = 0
         elif custom == "HADS_CONV_2D":
-            weights = weights[:o, :, :, :a]
+            weights = weights[:o, :, :, active_input_channels(options, k, weights.shape[3])]
             self._active_input(op.inputs[0], int(x.shape[-1]), a, label)
             dim = 0
         else:
@@ -230,6 +232,19 @@ class _Materializer:
         if o != int(y.shape[-1]):
             self.width[int(op.outputs[0])] = o
 
+    def _concatenation(self, op, label):
+        """Channel concatenation of sliced tensors: the narrow tensors side by
+        side, which is the packed layout the HADS operator after it reads
+        (its segment tables say where each segment starts in full size)."""
+        graph = self.graph
+        y = graph.tensors[op.outputs[0]]
+        axis = int(op.builtinOptions.axis)
+        if axis not in (-1, len(y.shape) - 1):
+            raise ValueError(f"{label} concatenates sliced tensors along axis "
+                             f"{axis}, not the channels.")
+        self.width[int(op.outputs[0])] = sum(
+            self.width.get(int(i), int(graph.tensors[i].shape[-1])) for i in op.inputs)
+
     def _elementwise(self, op, name, label):
         graph = self.graph
         y = graph.tensors[op.outputs[0]]
@@ -278,6 +293,9 @@ class _Materializer:
         label = f"{name} (output '{flatbuffer.tensor_name(graph.tensors[op.outputs[0]])}')"
         if name in ELEMENTWISE:
             self._elementwise(op, name, label)
+            return
+        if name == "CONCATENATION":
+            self._concatenation(op, label)
             return
         x_index = int(op.inputs[0])
         if sliced != [x_index] or len(op.outputs) != 1:
@@ -336,6 +354,18 @@ class _Materializer:
                 f"not know whether {name} keeps channels apart. Supported "
                 f"between HADS layers: "
                 f"{sorted(CHANNELWISE | ELEMENTWISE | _KEEP_LAST_AXIS | {'RESHAPE'})}.")
+
+
+def active_input_channels(options, k, full_in):
+    """Indices of the input channels a HADS operator reads in subnetwork k:
+    the prefix `in_channels[k]`, or behind a concatenation the active prefix
+    of every segment (`in_segment_offsets`, `in_segment_channels`)."""
+    if "in_segment_offsets" not in options:
+        return np.arange(int(options["in_channels"][k]))
+    offsets = [int(v) for v in options["in_segment_offsets"]]
+    count = len(offsets)
+    widths = np.asarray(options["in_segment_channels"], np.int64).reshape(-1, count)[k]
+    return np.concatenate([np.arange(o, o + int(w)) for o, w in zip(offsets, widths)])
 
 
 def materialize(nested_bytes, k):

@@ -63,7 +63,9 @@ class LayerInfo:
     `in_widths` are active input channels per position (None: not sliced),
     `out_widths` active output channels (None: not sliced); `bn_factors`
     and `bn_bias` ([S, out] each) are set when a BatchNormalization with
-    per-subnetwork statistics folds into the layer.
+    per-subnetwork statistics folds into the layer. `in_segments`, for an
+    input concatenated from several groups: `(offsets, widths)`, the first
+    channel of every segment and, per subnetwork, its active channels.
     """
 
     name: str
@@ -75,6 +77,7 @@ class LayerInfo:
     depth_multiplier: int = 1
     bn_factors: np.ndarray = None
     bn_bias: np.ndarray = None
+    in_segments: tuple = None
 
     @property
     def sliced(self):
@@ -113,10 +116,7 @@ def layer_infos(network, analysis, plan):
         layer = network.get_layer(name)
         info = LayerInfo(name, wiring.kind, tuple(layer.get_weights()[0].shape),
                          in_spatial=wiring.in_spatial)
-        in_group = analysis[wiring.in_group]
-        if not in_group.fixed:
-            info.in_widths = [w * wiring.in_multiplier
-                              for w in plan.widths(in_group.name)]
+        _set_input_widths(info, analysis, plan, wiring)
         if wiring.kind == "depthwise":
             info.depth_multiplier = int(layer.depth_multiplier)
             if info.in_widths is not None:
@@ -164,6 +164,29 @@ def layer_infos(network, analysis, plan):
         info.bn_factors = np.sqrt(var[:1] + eps) / np.sqrt(var + eps)
         info.bn_bias = (bias - mean) * gamma / np.sqrt(var + eps) + beta
     return list(infos.values()), standalone
+
+
+def _set_input_widths(info, analysis, plan, wiring):
+    """`in_widths` (and for a concatenated input `in_segments`) of a layer."""
+    from hads_keras.training import segment_widths_of
+    widths = [segment_widths_of(analysis, plan, s) for s in wiring.in_segments]
+    if all(w is None for w in widths):
+        return  # no sliced group feeds it
+    if not wiring.segmented:
+        info.in_widths = widths[0]
+        return
+    if wiring.kind == "depthwise":
+        raise ValueError(
+            f"Layer '{info.name}' (DepthwiseConv2D) reads a concatenation of "
+            "sliced groups; the nested int8 export has segment tables for "
+            "Dense and Conv2D only. Export single subnetworks "
+            "(export.tflite_subnetwork), put a 1x1 Conv2D before it, or keep "
+            f"the groups whole (keep={sorted({s.group for s in wiring.in_segments})}).")
+    per_subnetwork = [[w[k] if w is not None else s.channels
+                       for s, w in zip(wiring.in_segments, widths)]
+                      for k in range(plan.num_subnetworks)]
+    info.in_segments = ([s.offset for s in wiring.in_segments], per_subnetwork)
+    info.in_widths = [sum(row) for row in per_subnetwork]
 
 
 def _tflite_weight_shape(info):
@@ -304,6 +327,10 @@ def _options(model, subgraph, op, info, op_name, num):
         "output_shift": shift.reshape(-1),
         "bias": bias.reshape(-1),
     }
+    if info.in_segments is not None:
+        offsets, widths = info.in_segments
+        options["in_segment_offsets"] = list(offsets)
+        options["in_segment_channels"] = [w for row in widths for w in row]
     if info.kind == "dense":
         options["in_spatial"] = info.in_spatial
         options["keep_num_dims"] = bool(builtin.keepNumDims)
@@ -324,6 +351,8 @@ def _options(model, subgraph, op, info, op_name, num):
 
 TABLE_KEYS = ("in_channels", "out_channels", "output_multiplier",
               "output_shift", "bias")
+# Tables of an operator reading a concatenation (only there).
+SEGMENT_KEYS = ("in_segment_offsets", "in_segment_channels")
 
 
 def in_place_table_problems(model_bytes):
@@ -352,7 +381,8 @@ def in_place_table_problems(model_bytes):
             options = op.CustomOptionsAsNumpy()
             start = options.__array_interface__["data"][0] - base
             root = flexbuffers.GetRoot(options.tobytes()).AsMap
-            for key in TABLE_KEYS:
+            keys = flexbuffers.Loads(options.tobytes())
+            for key in TABLE_KEYS + tuple(k for k in SEGMENT_KEYS if k in keys):
                 ref = root[key]
                 where = f"operator {i} ({name}) table '{key}'"
                 if not ref.IsTypedVector:

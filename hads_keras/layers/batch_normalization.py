@@ -3,7 +3,8 @@
 import keras
 import tensorflow as tf
 
-from hads_keras._runtime import pad_channels, take_prefix
+from hads_keras._runtime import (pad_channels, segment_indices, spread_segments,
+                                 take_prefix, take_segments)
 from hads_keras.layers._base import SlicedLayerMixin
 
 
@@ -17,6 +18,8 @@ class BatchNormalization(SlicedLayerMixin, keras.layers.BatchNormalization):
     `gamma`/`beta` are shared. In subnetwork k it normalizes the first `c_k`
     channels with row k and, in training, updates only that row's prefix.
     Inactive channels come out as zeros (not `beta`), so they stay inert.
+    On a concatenated input the active channels are the active prefix of
+    every segment.
 
     Which row a subnetwork uses, the same in `call`, in
     `hads_keras.extract_subnetwork` and in the TFLite export: row k when the
@@ -93,38 +96,56 @@ class BatchNormalization(SlicedLayerMixin, keras.layers.BatchNormalization):
             )
         slicing = self._hads_slicing
         channels = self.moving_mean.shape[-1]
+        segments = None
         if slicing is None or slicing.in_widths is None:
             index, width = 0, channels
         else:
             index = slicing.index(self.name)
             width = slicing.width(slicing.in_widths, self.name)
+            if slicing.in_segments is not None:
+                segments = slicing.active_segments(self.name)
+        # The active channels: a prefix, or the prefix of every segment.
+        if segments is None:
+            active = lambda v: take_prefix(v, width)
+        else:
+            active = lambda v: take_segments(v, segments)
         compute_dtype = keras.backend.result_type(inputs.dtype, "float32")
-        x = tf.cast(take_prefix(inputs, width), compute_dtype)
+        x = tf.cast(active(inputs), compute_dtype)
         moving_mean = tf.cast(self.moving_mean, compute_dtype)
         moving_variance = tf.cast(self.moving_variance, compute_dtype)
-        gamma = tf.cast(self.gamma[:width], compute_dtype) if self.scale else None
-        beta = tf.cast(self.beta[:width], compute_dtype) if self.center else None
+        gamma = tf.cast(active(self.gamma), compute_dtype) if self.scale else None
+        beta = tf.cast(active(self.beta), compute_dtype) if self.center else None
 
         if training and self.trainable:
             mean, variance = keras.ops.moments(
                 x, axes=self._reduction_axes, synchronized=self.synchronized)
-            self._update_row(self.moving_mean, moving_mean, index, width, mean)
+            self._update_row(self.moving_mean, moving_mean, index, width,
+                             mean, segments)
             self._update_row(self.moving_variance, moving_variance, index,
-                             width, variance)
+                             width, variance, segments)
         else:
-            mean = moving_mean[index, :width]
-            variance = moving_variance[index, :width]
+            mean = active(moving_mean[index])
+            variance = active(moving_variance[index])
 
         outputs = tf.nn.batch_normalization(
             x, mean, variance, beta, gamma, self.epsilon)
         outputs = tf.cast(outputs, self.compute_dtype)
+        if segments is not None:
+            return spread_segments(outputs, segments)
         return pad_channels(outputs, width, channels)
 
-    def _update_row(self, variable, value, index, width, batch_stat):
-        """Moving average on row `index`, prefix `[:width]` only."""
+    def _update_row(self, variable, value, index, width, batch_stat, segments=None):
+        """Moving average on row `index`, prefix `[:width]` (or the active
+        prefix of every segment) only."""
         row = value[index]
-        updated = row[:width] * self.momentum + batch_stat * (1.0 - self.momentum)
-        new_row = tf.concat([updated, row[width:]], axis=0)
+        if segments is None:
+            updated = row[:width] * self.momentum + batch_stat * (1.0 - self.momentum)
+            new_row = tf.concat([updated, row[width:]], axis=0)
+        else:
+            channels = tf.reshape(tf.cast(segment_indices(segments), tf.int32), [-1, 1])
+            updated = (tf.gather_nd(row, channels) * self.momentum
+                       + batch_stat * (1.0 - self.momentum))
+            new_row = tf.tensor_scatter_nd_update(row, channels, updated)
         variable.assign(tf.tensor_scatter_nd_update(
             value, [[index]], tf.expand_dims(new_row, 0)))
 

@@ -2,7 +2,7 @@
 
 import keras
 
-from hads_keras._runtime import is_full, pad_channels, take_prefix
+from hads_keras._runtime import is_full, pad_channels, take_prefix, take_segments
 from hads_keras.layers._base import SlicedLayerMixin
 
 
@@ -32,17 +32,23 @@ class Conv2D(SlicedLayerMixin, keras.layers.Conv2D):
 
 
 def sliced_convolution(layer, inputs, convolution_op):
-    """`kernel[..., :in_k, :out_k]` applied to the active input prefix."""
+    """`kernel[..., :in_k, :out_k]` applied to the active input prefix (a
+    concatenated input: the active prefix of every segment)."""
     slicing = layer.hads_slicing
     full_in = layer.kernel.shape[-2]
     in_w = (full_in if slicing.in_widths is None
             else slicing.width(slicing.in_widths, layer.name))
     out_w = (layer.filters if slicing.out_widths is None
              else slicing.width(slicing.out_widths, layer.name))
-    x = take_prefix(inputs, in_w)
     kernel = layer.kernel
-    if not (is_full(in_w, full_in) and is_full(out_w, layer.filters)):
-        kernel = kernel[..., :in_w, :out_w]
+    if slicing.in_segments is not None:
+        segments = slicing.active_segments(layer.name)
+        x = take_segments(inputs, segments)
+        kernel = take_segments(kernel, segments, axis=-2)[..., :out_w]
+    else:
+        x = take_prefix(inputs, in_w)
+        if not (is_full(in_w, full_in) and is_full(out_w, layer.filters)):
+            kernel = kernel[..., :in_w, :out_w]
     outputs = convolution_op(x, kernel)
     if layer.use_bias:
         outputs = outputs + layer.bias[:out_w]

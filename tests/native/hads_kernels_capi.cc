@@ -13,6 +13,29 @@ int hads_fc_int8(const hads::FullyConnectedShape* shape,
                                   input, weights, output);
 }
 
+int hads_fc_int8_segments(const hads::FullyConnectedShape* shape,
+                          const hads::QuantizedParams* params,
+                          const hads::InputSegments* segments, int active_out,
+                          const int8_t* input, const int8_t* weights,
+                          int8_t* output) {
+  return hads::FullyConnectedInt8(*shape, *params, *segments, active_out,
+                                  input, weights, output);
+}
+
+int hads_conv_int8_segments(const hads::ConvShape* shape,
+                            const hads::QuantizedParams* params,
+                            const hads::InputSegments* segments,
+                            int active_out, const int8_t* input,
+                            const int8_t* filter, int8_t* output) {
+  return hads::Conv2DInt8(*shape, *params, *segments, active_out, input,
+                          filter, output, nullptr, 0);
+}
+
+int hads_validate_segment_tables(const hads::SubnetworkTables* tables,
+                                 const hads::SegmentTables* segments) {
+  return hads::ValidateSegmentTables(*tables, *segments);
+}
+
 int hads_fc_float(const hads::FullyConnectedShape* shape,
                   const hads::FloatParams* params, int active_in,
                   int active_out, const float* input, const float* weights,

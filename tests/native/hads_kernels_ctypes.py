@@ -111,6 +111,14 @@ class ActiveSubnetwork(ctypes.Structure):
                 ("bias", _i32p)]
 
 
+class InputSegments(ctypes.Structure):
+    _fields_ = [("count", ctypes.c_int), ("offset", _i32p), ("active", _i32p)]
+
+
+class SegmentTables(ctypes.Structure):
+    _fields_ = [("count", ctypes.c_int), ("offset", _i32p), ("channels", _i32p)]
+
+
 class KernelError(RuntimeError):
     """A kernel returned a status other than kOk."""
 
@@ -143,6 +151,11 @@ class Kernels:
         for name in ("hads_dw_int8", "hads_dw_float"):
             getattr(lib, name).argtypes = [vp, vp, ctypes.c_int, vp, vp, vp]
             getattr(lib, name).restype = ctypes.c_int
+        for name in ("hads_fc_int8_segments", "hads_conv_int8_segments"):
+            getattr(lib, name).argtypes = [vp, vp, vp, ctypes.c_int, vp, vp, vp]
+            getattr(lib, name).restype = ctypes.c_int
+        lib.hads_validate_segment_tables.argtypes = [vp, vp]
+        lib.hads_validate_segment_tables.restype = ctypes.c_int
         lib.hads_make_conv_shape.argtypes = [ctypes.c_int] * 11 + [vp]
         lib.hads_make_conv_shape.restype = ctypes.c_int
         lib.hads_multiply_by_quantized_multiplier.argtypes = [
@@ -236,6 +249,19 @@ class Kernels:
         return fn(ctypes.byref(shape), ctypes.byref(params), active_in,
                   _ptr(x, ct), _ptr(w, ct), _ptr(out, ct))
 
+    def segments_status(self, kind, shape, params, offsets, active, active_out,
+                        x, w, out):
+        """Int8 fully connected ("fc") or conv ("conv") on a concatenated
+        input: `offsets`, `active` int32 arrays of the segments."""
+        fn = {"fc": self.lib.hads_fc_int8_segments,
+              "conv": self.lib.hads_conv_int8_segments}[kind]
+        segments = InputSegments(count=len(offsets),
+                                 offset=_ptr(offsets, ctypes.c_int32),
+                                 active=_ptr(active, ctypes.c_int32))
+        ct = ctypes.c_int8
+        return fn(ctypes.byref(shape), ctypes.byref(params), ctypes.byref(segments),
+                  active_out, _ptr(x, ct), _ptr(w, ct), _ptr(out, ct))
+
     # -- kernels (raising) -----------------------------------------------------
     def fully_connected(self, *args):
         self._check(self.fc_status(*args))
@@ -259,6 +285,17 @@ class Kernels:
             output_multiplier=_ptr(multiplier, ctypes.c_int32),
             output_shift=_ptr(shift, ctypes.c_int32),
             bias=_ptr(bias, ctypes.c_int32))
+
+    @staticmethod
+    def segment_tables(offsets, channels):
+        """SegmentTables over int32 numpy arrays (kept alive by caller)."""
+        return SegmentTables(count=len(offsets),
+                             offset=_ptr(offsets, ctypes.c_int32),
+                             channels=_ptr(channels, ctypes.c_int32))
+
+    def validate_segment_tables(self, tables, segments):
+        return self.lib.hads_validate_segment_tables(ctypes.byref(tables),
+                                                     ctypes.byref(segments))
 
     def validate_tables(self, tables, depth_multiplier=0):
         return self.lib.hads_validate_tables(ctypes.byref(tables),

@@ -1,6 +1,7 @@
 """The portable HADS kernels on nested models with residual Add,
-squeeze-and-excite Multiply, Conv1D and BatchNormalization after the
-activation (per-subnetwork rows by GATHER; tests/model_zoo.py), bit for bit.
+squeeze-and-excite Multiply, Conv1D, BatchNormalization after the
+activation (per-subnetwork rows by GATHER) and an Inception-style
+concatenation (tests/model_zoo.py), bit for bit.
 
 The harness of test_nested_model_kernels.py: for every subnetwork k, the
 materialized model runs in LiteRT's reference kernels keeping every tensor,
@@ -25,7 +26,8 @@ from test_nested_model_kernels import (  # noqa: E402
 from hads_keras.export import flatbuffer, materialize  # noqa: E402
 
 
-@pytest.mark.parametrize("name", ["resnet8", "se_toy", "conv1d_kws", "kws_fc"])
+@pytest.mark.parametrize("name", ["resnet8", "se_toy", "conv1d_kws", "kws_fc",
+                                  "inception_toy"])
 def test_hads_kernels_equal_materialized_model(kernels, name):
     nested_bytes = model_zoo.nested_export(name)
     x = model_zoo.pipeline(name)[5][0]

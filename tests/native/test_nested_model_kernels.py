@@ -37,6 +37,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from test_export_fixtures import FAMILIES, digits, exported, exported_reduced  # noqa: E402
 
 from hads_keras.export import flatbuffer, materialize  # noqa: E402
+from hads_keras.export.materialize import active_input_channels  # noqa: E402
 
 
 def _reference_tensors(model_bytes, sample):
@@ -85,28 +86,40 @@ class _Op:
         self.in_channels = np.ascontiguousarray(self.options["in_channels"], np.int32)
         self.out_channels = np.ascontiguousarray(self.options["out_channels"], np.int32)
         self.full_out = full_out
+        # An input concatenated from segments (None: a prefix).
+        self.segments = None
+        if "in_segment_offsets" in self.options:
+            self.segments = (
+                np.ascontiguousarray(self.options["in_segment_offsets"], np.int32),
+                np.ascontiguousarray(self.options["in_segment_channels"], np.int32))
 
     def full_input(self, x_ref, k, rng):
-        """The reference input padded to full width, garbage in the padding."""
+        """The reference input spread to full width (its active channels:
+        the prefix, or every segment's), garbage everywhere else."""
         full = np.asarray(self.x.shape)
-        active = int(self.in_channels[k])
         garbage = rng.integers(-128, 128, size=tuple(full), dtype=np.int8)
-        if self.name == "HADS_FULLY_CONNECTED" and x_ref.shape[-1] != active \
-                and len(full) == 2:
-            spatial = int(self.options["in_spatial"])
-            channels = int(full[-1]) // spatial
+        spatial = int(self.options.get("in_spatial", 1))
+        channels = int(full[-1]) // spatial
+        active = active_input_channels(self.options, k, channels)
+        if self.name == "HADS_FULLY_CONNECTED" and len(full) == 2 \
+                and x_ref.shape[-1] != len(active):
             view = garbage.reshape(full[0], spatial, channels)
-            view[:, :, :active] = x_ref.reshape(full[0], spatial, active)
+            view[:, :, active] = x_ref.reshape(full[0], spatial, len(active))
             return np.ascontiguousarray(view.reshape(tuple(full)))
-        garbage[..., :x_ref.shape[-1]] = x_ref
+        garbage[..., active] = x_ref
         return garbage
 
     def run(self, kernels, x_full, k):
+        spatial = int(self.options.get("in_spatial", 1))
+        full_in = (self.weights.shape[1] // spatial if self.name == "HADS_FULLY_CONNECTED"
+                   else int(self.x.shape[-1]))
         tables = kernels.tables(self.in_channels, self.out_channels, self.multiplier,
-                                self.shift, self.bias, int(self.in_channels[0]),
-                                self.full_out)
+                                self.shift, self.bias, full_in, self.full_out)
         depth_multiplier = int(self.options.get("depth_multiplier", 0))
         assert kernels.validate_tables(tables, depth_multiplier) == hk.OK
+        if self.segments is not None:
+            assert kernels.validate_segment_tables(
+                tables, kernels.segment_tables(*self.segments)) == hk.OK
         status, active = kernels.select(tables, k)
         assert status == hk.OK
         act_range = kernels.activation_range_int8(
@@ -124,7 +137,10 @@ class _Op:
             shape = hk.FullyConnectedShape(
                 batches=int(np.prod(self.x.shape)) // features, in_spatial=spatial,
                 in_channels=features // spatial, out_channels=self.full_out)
-            kernels.fully_connected(shape, params, a, o, x_full, self.weights, out)
+            if self.segments is not None:
+                self._run_segments(kernels, "fc", shape, params, k, o, x_full, out)
+            else:
+                kernels.fully_connected(shape, params, a, o, x_full, self.weights, out)
         else:
             n, h, w, c = (int(d) for d in self.x.shape)
             kh, kw = self.weights.shape[1:3]
@@ -133,11 +149,20 @@ class _Op:
                 (int(self.options["stride_h"]), int(self.options["stride_w"])),
                 int(self.options["padding"]), max(depth_multiplier, 1))
             assert (shape.out_height, shape.out_width) == tuple(self.y.shape[1:3])
-            if self.name == "HADS_CONV_2D":
+            if self.name == "HADS_CONV_2D" and self.segments is not None:
+                self._run_segments(kernels, "conv", shape, params, k, o, x_full, out)
+            elif self.name == "HADS_CONV_2D":
                 kernels.conv2d(shape, params, a, o, x_full, self.weights, out)
             else:
                 kernels.depthwise_conv2d(shape, params, a, x_full, self.weights, out)
         return out, o
+
+    def _run_segments(self, kernels, kind, shape, params, k, active_out, x_full, out):
+        offsets, channels = self.segments
+        active = np.ascontiguousarray(channels.reshape(-1, len(offsets))[k])
+        status = kernels.segments_status(kind, shape, params, offsets, active,
+                                         active_out, x_full, self.weights, out)
+        assert status == hk.OK, kernels.status_string(status)
 
     def fc_formulas(self, x_ref, k, act_range):
         """(double, single) rounding results of TFLite's int8 FC formula on
@@ -145,7 +170,8 @@ class _Op:
         a, o = int(self.in_channels[k]), int(self.out_channels[k])
         spatial = int(self.options["in_spatial"])
         channels = self.weights.shape[1] // spatial
-        w_k = self.weights[:o].reshape(o, spatial, channels)[:, :, :a]
+        active = active_input_channels(self.options, k, channels)
+        w_k = self.weights[:o].reshape(o, spatial, channels)[:, :, active]
         w_k = w_k.reshape(o, spatial * a)
         x_k = x_ref.reshape(-1, spatial * a)
         q = {"input_zero_point": self.in_zp, "output_zero_point": self.out_zp}
