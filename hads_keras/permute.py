@@ -109,7 +109,8 @@ def _gather(model, analysis, units):
         for member in analysis[name].members:
             layer = model.get_layer(member.layer)
             weights[member.layer] = _permute_member(
-                layer, weights[member.layer], member, np.asarray(kept))
+                layer, weights[member.layer], member, np.asarray(kept),
+                analysis[name].width)
     for layer in _keras_compat.layers_with_weights(clone):
         layer.set_weights(weights[layer.name])
     return clone
@@ -123,24 +124,25 @@ def expand(perm, multiplier):
     return (perm[:, None] * multiplier + np.arange(multiplier)).reshape(-1)
 
 
-def _in_segment(channels, member, axis_length):
-    """Full index along an input axis of `axis_length` channels that moves
-    only the member's segment, which starts at `member.offset`."""
-    if member.offset == 0 and len(channels) == axis_length:
-        return channels
-    index = np.arange(axis_length)
-    index[member.offset:member.offset + len(channels)] = member.offset + channels
-    return index
+def _in_segment(channels, member, axis_length, segment_length):
+    """Full index along an input axis of `axis_length` channels that takes
+    `channels` (reordered, or fewer of them when units are dropped) from the
+    member's segment of `segment_length` channels at `member.offset` and
+    keeps every channel outside it."""
+    start, end = member.offset, member.offset + segment_length
+    return np.concatenate([np.arange(start), start + np.asarray(channels),
+                           np.arange(end, axis_length)]).astype(np.int64)
 
 
-def _permute_member(layer, values, member, perm):
+def _permute_member(layer, values, member, perm, group_width):
     values = list(values)
     channels = expand(perm, member.multiplier)
     if member.role != "producer":
         in_channels = (values[0].shape[-1] if member.role == "batchnorm"
                        else values[0].shape[-2] if member.spatial == 1
                        else values[0].shape[0] // member.spatial)
-        channels = _in_segment(channels, member, in_channels)
+        channels = _in_segment(channels, member, in_channels,
+                               group_width * member.multiplier)
     if member.role == "producer":
         values[0] = values[0][..., channels]
         if getattr(layer, "use_bias", False):
