@@ -145,7 +145,7 @@ def _layer_operators(model, tflite_bytes):
     if not sliced:
         raise ValueError(f"Model '{network.name}' slices no group: there is no "
                          "layer latency to measure.")
-    infos = nested.layer_infos(network, analysis, Plan(sliced))
+    infos, _ = nested.layer_infos(network, analysis, Plan(sliced))
     tflite = flatbuffer.load(tflite_bytes, "the converted model")
     subgraph = tflite.subgraphs[0]
     indices = [i for i, op in enumerate(subgraph.operators)

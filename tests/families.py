@@ -93,3 +93,21 @@ def randomize_batchnorm(model, seed=0):
 def inputs_for(model, n=6, seed=1):
     rng = np.random.default_rng(seed)
     return rng.normal(size=(n,) + tuple(model.inputs[0].shape[1:])).astype("float32")
+
+
+def conv_toy(filters=8, flatten_head=False):
+    """Conv -> depthwise -> pointwise -> head, converted to HADS layers: the
+    small model of the latency-table tests (two sliced groups, "conv" and
+    "pw"). `flatten_head` puts Flatten + Dense "fc" before the head instead
+    of global average pooling."""
+    import hads_keras
+    head = ([keras.layers.Flatten(), keras.layers.Dense(5, name="fc")]
+            if flatten_head else [keras.layers.GlobalAveragePooling2D()])
+    return hads_keras.convert(keras.Sequential([
+        keras.Input((8, 8, 3)),
+        keras.layers.Conv2D(filters, 3, name="conv"),
+        keras.layers.DepthwiseConv2D(3, name="dw"),
+        keras.layers.Conv2D(6, 1, name="pw"),
+        *head,
+        keras.layers.Dense(4, name="head"),
+    ], name="toy"))

@@ -5,20 +5,14 @@ import math
 import keras
 import pytest
 
+import families
 import hads_keras as hads
 from hads_keras import latency
 from hads_keras.export import arduino, metadata
 
 
 def _model(filters=8):
-    return hads.convert(keras.Sequential([
-        keras.Input((8, 8, 3)),
-        keras.layers.Conv2D(filters, 3, name="conv"),
-        keras.layers.DepthwiseConv2D(3, name="dw"),
-        keras.layers.Conv2D(6, 1, name="pw"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(4, name="head"),
-    ], name="toy"))
+    return families.conv_toy(filters)
 
 
 def _measure(layer, widths):

@@ -8,20 +8,13 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
+import families
 import hads_keras as hads
 from hads_keras import cli, latency, latency_host
 
 
 def _model(filters=8):
-    return hads.convert(keras.Sequential([
-        keras.Input((8, 8, 3)),
-        keras.layers.Conv2D(filters, 3, name="conv"),
-        keras.layers.DepthwiseConv2D(3, name="dw"),
-        keras.layers.Conv2D(6, 1, name="pw"),
-        keras.layers.Flatten(),
-        keras.layers.Dense(5, name="fc"),
-        keras.layers.Dense(4, name="head"),
-    ], name="toy"))
+    return families.conv_toy(filters, flatten_head=True)
 
 
 @pytest.fixture(scope="module")
