@@ -3,7 +3,6 @@ one-operator models, the command. No timing is asserted."""
 
 import math
 
-import keras
 import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
