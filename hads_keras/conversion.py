@@ -179,6 +179,8 @@ def rewrite_separable(model):
                                          call_function=call_function)
     depthwise_names = {d.name for d, _ in pieces.values()}
     for layer in _keras_compat.layers_with_weights(rewritten):
+        if layer.name in depthwise_names:
+            continue  # set with its pointwise half below
         values = model.get_layer(layer.name).get_weights()
         if layer.name in pieces:
             # SeparableConv weights: depthwise kernel, pointwise kernel, bias.
@@ -189,7 +191,7 @@ def rewrite_separable(model):
             # the depthwise kernel (kh, kw, C, 1).
             kernel = values[0]
             layer.set_weights([np.swapaxes(kernel, 2, 3)] + values[1:])
-        elif layer.name not in depthwise_names:
+        else:
             layer.set_weights(values)
     return rewritten
 
