@@ -167,21 +167,23 @@ class LatencyTable:
             f"layers or shapes than this model ('{_network(model).name}'): the "
             f"fingerprints differ.{detail} Measure a table for this model.")
 
-    def terms(self, model):
+    def terms(self, model, keep=()):
         """TableTerms of this model: one per sliced layer, plus the constant.
 
         Checks the model first. A group the table measured but that the
-        model now keeps whole (``keep=``) is fixed at its full width.
+        model keeps whole (``keep=`` here, as `hads_keras.solve` takes it,
+        or remembered by the layers) is fixed at its full width.
         """
         self.check_model(model)
         out = []
-        for layer, groups in latency_layers(model):
+        full = _full_widths(model, keep)
+        for layer, groups in latency_layers(model, keep):
             if layer not in self.layers:
                 raise ValueError(
                     f"The latency table has no entry for layer '{layer}'; "
                     "remeasure it for this model.")
             term = self.layers[layer]
-            out.append(_restrict(term, groups, _full_widths(model)))
+            out.append(_restrict(term, groups, full))
         if self.constant:
             out.append(TableTerm(CONSTANT_LAYER, RESOURCE, (), (), self.constant))
         return out
@@ -258,24 +260,25 @@ def _network(model):
     return _keras_compat.unwrap(model)
 
 
-def _analysis(model):
+def _analysis(model, keep=()):
     from hads_keras import graph as graph_lib
     network = _network(model)
-    return graph_lib.analyze(network)
+    return graph_lib.analyze(network, keep)
 
 
-def _full_widths(model):
-    return {g.name: g.width for g in _analysis(model).groups}
+def _full_widths(model, keep=()):
+    return {g.name: g.width for g in _analysis(model, keep).groups}
 
 
-def latency_layers(model):
+def latency_layers(model, keep=()):
     """``[(layer, sliced groups)]``: the layers a latency table must cover.
 
-    Every layer whose MACs depend on a sliced group, with the groups it
-    depends on (input group first), in network order.
+    Every layer whose MACs depend on a sliced group (groups named in `keep`
+    are not sliced), with the groups it depends on (input group first), in
+    network order.
     """
     from hads_keras import costs as costs_lib
-    analysis = _analysis(model)
+    analysis = _analysis(model, keep)
     groups = {}
     for term in costs_lib.cost_terms(analysis, resources=("macs",)):
         if term.groups:

@@ -37,19 +37,6 @@ def load_table(table):
         f"its JSON file, got {type(table).__name__}.")
 
 
-def table_terms(table, model, sliced, full):
-    """The table's TableTerms for `model` (checked against its fingerprint),
-    with groups the solve keeps whole (not in `sliced`) fixed at their full
-    widths `full`."""
-    out = []
-    for term in table.terms(model):
-        groups = tuple(g for g in term.groups if g in sliced)
-        if groups != term.groups:
-            term = latency_lib._restrict(term, groups, full)  # noqa: SLF001 (keep=)
-        out.append(term)
-    return out
-
-
 def latency_budgets(values, table):
     """`latency_targets` as numbers `resolve_targets` reads: fractions stay,
     absolute budgets (numbers, or strings with a unit) in the table's unit."""

@@ -167,9 +167,7 @@ def solve(model, importance, mac_targets=None, *, param_targets=None,
     problem, order, kept = _problem(model, importance, min_width, keep,
                                     memory=memory_limit is not None)
     if table is not None:
-        full = dict(kept, **{g.name: g.width for g in problem.groups})
-        problem = dataclasses.replace(problem, tables=tuple(
-            latency_budget.table_terms(table, model, set(order), full)))
+        problem = dataclasses.replace(problem, tables=tuple(table.terms(model, keep)))
     if memory_limit is not None:
         include_full = _check_memory_limits(
             model, problem, targets[memory_lib.RESOURCE], multiple_of, include_full,

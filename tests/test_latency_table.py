@@ -102,3 +102,6 @@ def test_a_kept_group_is_evaluated_at_its_full_width():
     terms = {t.layer: t for t in table.terms(kept)}
     assert terms["pw"].groups == ("pw",)
     assert terms["pw"](6) == table.layers["pw"](8, 6)
+    # keep= given to the solver, as hads.solve passes it, gives the same terms.
+    assert {t.layer: t.groups for t in table.terms(model, keep=["conv"])} == \
+        {t.layer: t.groups for t in terms.values()}

@@ -17,13 +17,16 @@ from hads_keras.commands import _common
 from hads_keras.commands import latency_host
 
 
-def _grid_options(parser):
+def _grid_options(parser, multiple_of=True):
+    """--points and --min-width, and --multiple-of where the target takes it."""
     parser.add_argument("--points", type=int, default=5, metavar="N",
                         help="widths measured per group, from --min-width to the full "
                              "width; the solvers interpolate between them (default 5)")
     parser.add_argument("--min-width", type=int, default=1, metavar="N",
                         help="narrowest width measured (default 1); a plan may not go "
                              "below it")
+    if not multiple_of:
+        return
     parser.add_argument("--multiple-of", type=int, default=1, metavar="N",
                         help="grid widths are multiples of N or the full width "
                              "(default 1). Use 4 here and in `hads solve "
@@ -51,6 +54,7 @@ def add_parser(subparsers):
     host = sub.add_parser("host", help="measure on this host in LiteRT (microseconds, "
                                        "medians of repeated invokes)")
     host.add_argument("model", help="a .keras model (Keras or HADS layers)")
+    _grid_options(host, multiple_of=False)
     latency_host.add_arguments(host)
     host.set_defaults(func=latency_host.run)
 

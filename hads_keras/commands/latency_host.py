@@ -12,13 +12,8 @@ active widths (`hads_keras.latency_host`); the result is a `LatencyTable`
 from hads_keras.commands import _common
 
 def add_arguments(parser):
-    """The options of `hads latency host` (hads_keras.commands.latency)."""
-    parser.add_argument("--points", type=int, default=5, metavar="N",
-                        help="widths measured per group, evenly spaced from "
-                             "--min-width to the full width (default 5)")
-    parser.add_argument("--min-width", type=int, default=1, metavar="N",
-                        help="narrowest width measured (default 1); the solver "
-                             "refuses slicing points below it")
+    """The options of `hads latency host` besides the grid's --points and
+    --min-width (hads_keras.commands.latency adds those)."""
     parser.add_argument("--repeats", type=int, default=100, metavar="N",
                         help="timed invokes per grid point; the table holds "
                              "their median (default 100)")
