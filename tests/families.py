@@ -111,3 +111,20 @@ def conv_toy(filters=8, flatten_head=False):
         *head,
         keras.layers.Dense(4, name="head"),
     ], name="toy"))
+
+
+def assert_subnetworks_match_extraction(nested, x, atol=1e-5):
+    """Every subnetwork of `nested`, on the dynamic path and on the static
+    training path (narrow or packed tensors), equals its extracted plain
+    model on `x`. Returns the extracted models."""
+    import hads_keras
+    extracted = []
+    for k in range(nested.num_subnetworks):
+        nested.set_subnetwork(k)
+        sub = hads_keras.extract_subnetwork(nested, k)
+        want = sub(x)
+        np.testing.assert_allclose(nested(x), want, atol=atol)
+        with hads_keras.static_subnetwork(k):
+            np.testing.assert_allclose(nested.hads_network(x), want, atol=atol)
+        extracted.append(sub)
+    return extracted

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+import families
 import hads_keras as hads
 from hads_keras import layers as hads_layers
 
@@ -34,13 +35,7 @@ def test_residual_and_se_merges_share_one_group():
     converted = hads.convert(model)
     nested = hads.apply(converted, hads.Plan({"stem": [8, 5, 2], "body1": [4, 3, 1],
                                               "se1": [4, 2, 1]}))
-    x = _x((8, 8, 3))
-    for k in range(3):
-        nested.set_subnetwork(k)
-        want = hads.extract_subnetwork(nested, k)(x)
-        np.testing.assert_allclose(nested(x), want, atol=1e-5)
-        with hads.static_subnetwork(k):  # the training path: narrow tensors
-            np.testing.assert_allclose(nested.hads_network(x), want, atol=1e-5)
+    families.assert_subnetworks_match_extraction(nested, _x((8, 8, 3)))
 
 
 def test_merging_groups_of_different_layout_or_width_is_rejected():
@@ -90,13 +85,8 @@ def test_concatenation_is_sliced_segment_by_segment():
                       "branch_b": [5, 4, 2]})
     nested = hads.apply(converted, plan)
     x = _x((8, 8, 3))
-    for k in range(3):
-        nested.set_subnetwork(k)
-        sub = hads.extract_subnetwork(nested, k)
-        want = sub(x)
-        np.testing.assert_allclose(nested(x), want, atol=1e-5)
-        with hads.static_subnetwork(k):  # the training path: packed tensors
-            np.testing.assert_allclose(nested.hads_network(x), want, atol=1e-5)
+    extracted = families.assert_subnetworks_match_extraction(nested, x)
+    for k, sub in enumerate(extracted):
         assert sub.get_layer("logits").kernel.shape[0] == 4 * 2 * sum(
             plan.widths(g)[k] for g in ("stem", "branch_a", "branch_b"))
     order = {g.name: np.random.default_rng(1).permutation(g.width)

@@ -13,6 +13,7 @@ import hads_keras as hads
 from hads_keras import costs, export
 from hads_keras.export import checks, flatbuffer, materialize
 
+import families
 import model_zoo
 
 
@@ -62,12 +63,7 @@ def test_the_projection_reads_and_writes_one_group_and_costs_its_square(block):
 def test_nested_equals_extracted_and_permutation_keeps_the_function(block):
     x = _x()
     nested = hads.apply(block, hads.Plan({"stem": [8, 5, 2], "se_reduce": [4, 3, 1]}))
-    for k in range(3):
-        nested.set_subnetwork(k)
-        want = hads.extract_subnetwork(nested, k)(x)
-        np.testing.assert_allclose(nested(x), want, atol=1e-5)
-        with hads.static_subnetwork(k):  # the training path: narrow tensors
-            np.testing.assert_allclose(nested.hads_network(x), want, atol=1e-5)
+    families.assert_subnetworks_match_extraction(nested, x)
     # Permuting 'stem' permutes the projection's input and output alike.
     order = {"stem": np.random.default_rng(1).permutation(8),
              "se_reduce": np.random.default_rng(2).permutation(4)}
