@@ -156,10 +156,17 @@ def planned_arena(model, widths=None, alignment=ALIGNMENT):
     tensors live at once (`activation_memory`); `solve(memory_limit=...)`
     checks its plans with this simulation.
     """
+    return arena_function(model, alignment)(widths)
+
+
+def arena_function(model, alignment=ALIGNMENT):
+    """`planned_arena` of `model` as a function of the widths ({group:
+    width}, groups not given: full), tracing the model once for many
+    calls (bisections, sweeps)."""
     ops = operators(model)
     full = {g.name: g.width for g in graph_lib.analyze(
         _keras_compat.unwrap(model)).sliceable}
-    return _greedy_plan(ops, dict(full, **(widths or {})), alignment)
+    return lambda widths=None: _greedy_plan(ops, dict(full, **(widths or {})), alignment)
 
 
 def _greedy_plan(ops, widths, alignment):

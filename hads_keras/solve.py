@@ -346,42 +346,97 @@ def _budget_list(values, name):
     return [float(v) for v in out]
 
 
-def uniform_plan(model, mac_targets, min_width=1):
+def uniform_plan(model, mac_targets=None, min_width=1, *, latency_targets=None,
+                 latency_table=None, memory_limit=None):
     """The width-multiplier baseline: every group keeps the same fraction.
 
-    For each target the largest common fraction r whose subnetwork fits the
-    MAC budget is found by bisection (widths `max(min_width, floor(r * w))`).
+    For each budget the largest common fraction r whose subnetwork fits it
+    is found by bisection (widths `max(min_width, floor(r * w))`). The
+    budgets are those of `solve`: MAC targets (fractions of the full
+    MACs), latency targets in a latency table (fractions of its full
+    latency, or absolute numbers / strings with a unit), alone or together
+    (one list per resource, aligned), and an activation-memory limit in
+    bytes that every subnetwork must fit in TFLite Micro's planner (alone
+    it gives one subnetwork). Subnetwork 0 is the full network, prepended
+    when the first budget is below it, unless it exceeds `memory_limit`:
+    then subnetwork 0 is the first budget's and the plan is reduced, as in
+    `solve` with `include_full=None`.
     """
     network = _keras_compat.unwrap(model)
     analysis = graph_lib.analyze(network)
     terms = costs_lib.cost_terms(analysis)
-    mac_terms = [t for t in terms if t.resource == "macs"]
     full = costs_lib.full_widths(analysis)
-    full_macs = costs_lib.evaluate(mac_terms, full)["macs"]
-    fractions = _check_fractions(mac_targets)
+    budgets = {}   # resource -> (cost of widths, absolute budget per entry)
+    if mac_targets is not None:
+        mac_terms = [t for t in terms if t.resource == "macs"]
+        macs = lambda widths: costs_lib.evaluate(mac_terms, widths)["macs"]
+        budgets["macs"] = (macs, [f * macs(full) for f in _check_fractions(mac_targets)])
+    table = _latency_table(latency_targets, latency_table)
+    if table is not None:
+        latency = lambda widths: table.cost(widths)
+        values = [v * latency(full) if v <= 1 else v   # fractions -> the table's unit
+                  for v in latency_budget.latency_budgets(latency_targets, table)]
+        _check_decreasing(values, "latency_targets")
+        budgets["latency"] = (latency, values)
+    lengths = {r: len(b[1]) for r, b in budgets.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"uniform_plan: the target lists differ in length {lengths}; "
+                         "give one budget per subnetwork in each.")
+    count = next(iter(lengths.values()), 1)
+    arena = None
+    if memory_limit is not None:
+        limit = _memory_limits(memory_limit, 1)[0]
+        arena = memory_lib.arena_function(network)
+        budgets[memory_lib.RESOURCE] = (arena, [limit] * count)
+    if not budgets:
+        raise ValueError("uniform_plan: give mac_targets, latency_targets and/or "
+                         "memory_limit.")
 
     def widths_at(r):
         return {g: max(min(min_width, w), int(np.floor(r * w + 1e-9))) for g, w in full.items()}
 
-    floor = costs_lib.evaluate(mac_terms, widths_at(0.0))["macs"]
-    per_group = {g: [w] for g, w in full.items()}
-    for fraction in fractions[1:]:
-        budget = fraction * full_macs
-        if budget < floor:
-            raise ValueError(
-                f"MAC target {fraction} is below the smallest network "
-                f"({floor / full_macs:.4f} of the full MACs at min_width={min_width}).")
-        lo, hi = 0.0, 1.0
-        for _ in range(60):
-            mid = (lo + hi) / 2
-            if costs_lib.evaluate(mac_terms, widths_at(mid))["macs"] <= budget:
-                lo = mid
-            else:
-                hi = mid
-        for g, w in widths_at(lo).items():
-            per_group[g].append(min(w, per_group[g][-1]))
-    return Plan(per_group, costs=costs_lib.evaluate_per_subnetwork(terms, per_group),
-                info={"method": "uniform", "targets": {"macs": fractions}})
+    def fits(widths, k):
+        return all(cost(widths) <= values[k] * (1 + 1e-12)
+                   for cost, values in budgets.values())
+
+    entries = list(range(count))
+    full_fits = arena is None or arena(full) <= budgets[memory_lib.RESOURCE][1][0]
+    if full_fits and not fits(full, 0):
+        entries = [None] + entries       # the full network in front
+    per_group = {g: [] for g in full}
+    for k in entries:
+        if k is None or fits(full, k):
+            chosen = full
+        else:
+            if not fits(widths_at(0.0), k):
+                name = next(r for r, (cost, values) in budgets.items()
+                            if cost(widths_at(0.0)) > values[k])
+                raise ValueError(
+                    f"uniform_plan: budget {k} of '{name}' is below the smallest "
+                    f"uniform network (every group at min_width={min_width}).")
+            lo, hi = 0.0, 1.0
+            for _ in range(40):
+                mid = (lo + hi) / 2
+                lo, hi = (mid, hi) if fits(widths_at(mid), k) else (lo, mid)
+            chosen = widths_at(lo)
+        for g, w in chosen.items():
+            per_group[g].append(min(w, per_group[g][-1]) if per_group[g] else w)
+    costs = costs_lib.evaluate_per_subnetwork(terms, per_group)
+    for k, cost in enumerate(costs):
+        widths = {g: w[k] for g, w in per_group.items()}
+        if table is not None:
+            cost[latency_budget.RESOURCE] = table.cost(widths)
+        if arena is not None:
+            cost[memory_lib.RESOURCE] = arena(widths)
+    reduced = any(w[0] < full[g] for g, w in per_group.items())
+    return Plan(per_group, costs=costs, full_widths=full if reduced else None,
+                info={"method": "uniform", "targets": {
+                    r: values for r, (_, values) in budgets.items()}})
+
+
+def _check_decreasing(values, name):
+    if any(b >= a for a, b in zip(values, values[1:])):
+        raise ValueError(f"{name} must be strictly decreasing; got {values}.")
 
 
 def _check_fractions(targets):
@@ -391,6 +446,5 @@ def _check_fractions(targets):
     for t in values:
         if not 0 < t <= 1:
             raise ValueError(f"MAC targets must be fractions in (0, 1]; got {t}.")
-    if any(b >= a for a, b in zip(values, values[1:])):
-        raise ValueError(f"MAC targets must be strictly decreasing; got {values}.")
-    return values if values[0] == 1.0 else [1.0] + values
+    _check_decreasing(values, "MAC targets")
+    return values
