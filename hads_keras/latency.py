@@ -305,9 +305,19 @@ def model_fingerprint(model):
         if not layer.weights:
             continue
         rows.append([layer.name, _base_class(layer), _shape(layer.input),
-                     _shape(layer.output), [list(w.shape) for w in layer.weights]])
+                     _shape(layer.output), _weight_shapes(layer)])
     text = json.dumps(rows, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _weight_shapes(layer):
+    """Shapes of the layer's weights, with the per-subnetwork rows of a HADS
+    BatchNormalization's statistics ([subnetworks, C]) read as one ([C]):
+    the table describes the layer, not how many subnetworks a plan gave it."""
+    per_subnetwork = ({id(layer.moving_mean), id(layer.moving_variance)}
+                      if hasattr(layer, "num_subnetworks") else set())
+    return [list(w.shape)[1:] if id(w) in per_subnetwork else list(w.shape)
+            for w in layer.weights]
 
 
 def _base_class(layer):

@@ -49,6 +49,19 @@ def test_a_converted_model_keeps_the_fingerprint_of_its_original():
         latency.model_fingerprint(hads.convert(original))
 
 
+def test_a_nested_model_keeps_the_fingerprint_with_batch_norm_rows_per_subnetwork():
+    # Its BatchNormalization holds one row of statistics per subnetwork
+    # ([3, C] here, [1, C] in the trained model): still the same model.
+    original = keras.Sequential([
+        keras.Input((6, 6, 2)), keras.layers.Conv2D(8, 3, name="c"),
+        keras.layers.BatchNormalization(name="bn"), keras.layers.ReLU(),
+        keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3, name="out")])
+    converted = hads.convert(original)
+    nested = hads.apply(converted, hads.uniform_plan(converted, [1.0, 0.5, 0.25]))
+    assert tuple(nested.network.get_layer("bn").moving_mean.shape) == (3, 8)
+    assert latency.model_fingerprint(original) == latency.model_fingerprint(nested)
+
+
 def test_a_table_for_another_model_is_refused():
     table = latency.build_table(_model(8), "toy", "instructions", _bilinear, points=3)
     with pytest.raises(ValueError, match="fingerprints differ.*Measure a table for this model"):
