@@ -3,24 +3,37 @@
     hads demo [--model ds_cnn|cnn|dnn] [--epochs 30] [--finetune-epochs 15]
               [--seed 0 | --seeds 0-4] [--out hads_demo] [--few-shot N]
               [--method bottom_up|top_down|joint] [--no-bn-calibration]
-              [--no-export]
+              [--no-export] [--mac-targets 1,0.75,0.5,0.25]
+              [--latency-targets 1,0.75,0.5,0.25] [--latency-table auto|qemu|host|FILE]
+              [--memory-limit BYTES]
 
 1. Load `sklearn.datasets.load_digits` (1,797 real 8x8 images, 10 classes;
    ships with scikit-learn, no download); fixed stratified 75/25 split.
 2. Train a small network built from `hads_keras.layers`.
 3. Taylor importance of every unit (`hads_keras.taylor_importance`).
-4. Solve the nested knapsack for 100/75/50/25 % of the MACs (`hads.solve`).
+4. Solve the nested knapsack for 100/75/50/25 % of the MACs (`hads.solve`),
+   or for the budgets given: `--latency-targets` in a latency table
+   measured now (QEMU's Cortex-M4 when installed, else this host) or read
+   from `--latency-table`, and/or `--memory-limit` bytes of activation
+   memory per subnetwork (a full network over it makes the largest
+   subnetwork smaller, `hads_keras.budgets`).
 5. Recompute every subnetwork's BatchNormalization statistics on the
    fine-tuning images (`hads.calibrate_batch_norm`, forward passes only;
    accuracy is measured before and after), then fine-tune all subnetworks
    at once (`NestedModel.fit`, multi-width loss).
 6. The baselines, each calibrated and fine-tuned the same way from the same
    trained weights: uniform width (`hads.uniform_plan`), L1-norm importance
-   (BN-folded kernels) and random importance (both through the same solver).
+   (BN-folded kernels) and random importance (both through the same solver);
+   with latency targets also HADS at the same fractions of the MACs, to
+   show what budgeting latency itself buys.
 7. Print a table per subnetwork and write to `--out` the files listed in
    `OUTPUT_FILES` (`nested.keras`, the four plans, `results.json`,
    `results.txt`, two plots, and the TFLite / C array export `export/`
-   unless `--no-export`).
+   unless `--no-export`). With a latency table every subnetwork of every
+   method is measured afterwards on the table's target and
+   `accuracy_vs_latency.png` plots accuracy against it; with a memory
+   limit the table lists each subnetwork's planned arena and the export
+   the TFLite Micro runtime's.
 
 `--seeds 0-4` runs the demo once per seed (into `--out/seed_<s>/`) and
 writes the mean and standard deviation over the seeds of every subnetwork
@@ -31,6 +44,7 @@ and method: `seeds.json`, `seeds.txt` and `accuracy_vs_macs_seeds.png`
 import json
 import os
 import pathlib
+import re
 import time
 
 import numpy as np
@@ -44,6 +58,16 @@ OUTPUT_FILES = ("nested.keras", "plan.json", "plan_uniform.json",
                 "plan_l1.json", "plan_random.json", "results.json",
                 "results.txt", "accuracy_vs_macs.png", "slicing_points.png",
                 "export/")
+# Written as well with a latency table (--latency-targets / --latency-table).
+LATENCY_FILES = ("accuracy_vs_latency.png", "plan_hads_mac_budget.json",
+                 "latency_table.json")
+MAC_BUDGET_LABEL = "HADS, MAC budget"   # HADS at MAC fractions = the latency ones
+# With a latency table every plan's widths are multiples of 4 (or full) and
+# the table measures 9 of them per group: the Cortex-M DSP kernels take 4
+# channels a step, so an unaligned width costs a few % more than
+# interpolating its aligned neighbours predicts.
+LATENCY_MULTIPLE_OF = 4
+LATENCY_POINTS = 9
 
 
 # Data --------------------------------------------------------------------
@@ -119,7 +143,9 @@ def _compile(model, learning_rate, **kwargs):
 
 def run(model_name="ds_cnn", epochs=30, finetune_epochs=15, seed=0,
         out="hads_demo", few_shot=None, method="bottom_up", batch_size=32,
-        export=True, bn_calibration=True, verbose=1, log=print):
+        export=True, bn_calibration=True, verbose=1, log=print,
+        mac_targets=None, latency_targets=None, latency_table=None,
+        memory_limit=None):
     """Run the demo; returns the results dict (also in `out/results.json`).
 
     Args:
@@ -144,17 +170,33 @@ def run(model_name="ds_cnn", epochs=30, finetune_epochs=15, seed=0,
             `hads_keras.export` is installed.
         verbose: Keras verbosity of `fit` (0, 1 or 2).
         log: where progress lines and the table go.
+        mac_targets: MAC budgets (`hads_keras.solve`); default 100/75/50/25 %
+            unless latency targets are given.
+        latency_targets: latency budgets (fractions of the full latency or
+            strings with a unit, `hads_keras.solve`) in `latency_table`.
+        latency_table: a table file, or "qemu", "host", "auto" to measure
+            one now (`hads_keras.budgets.latency_table`); with it (or with
+            latency targets, then "auto") every subnetwork's latency is
+            measured after fine-tuning and plotted.
+        memory_limit: activation-memory bytes every subnetwork must fit
+            (`hads_keras.solve(memory_limit=...)`).
     """
     import keras
 
     import hads_keras as hads
+    from hads_keras import budgets
     from hads_keras import fewshot
+    from hads_keras import memory
     from hads_keras import plots
 
     if int(epochs) < 1 or int(finetune_epochs) < 0:
         raise ValueError(
             f"epochs must be >= 1 and finetune_epochs >= 0; got {epochs}, "
             f"{finetune_epochs}.")
+    if mac_targets is None and latency_targets is None:
+        mac_targets = MAC_TARGETS
+    if latency_targets is not None and latency_table is None:
+        latency_table = "auto"
     started = time.time()
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -173,19 +215,35 @@ def run(model_name="ds_cnn", epochs=30, finetune_epochs=15, seed=0,
     log(f"      full network test accuracy {100 * full_accuracy:.2f} %")
 
     # 2. Importance and the plans.
-    log("[2/5] Taylor importance, nested knapsack for "
-        f"{[int(100 * t) for t in MAC_TARGETS]} % MACs")
+    table = None
+    if latency_table is not None:
+        table = budgets.latency_table(model, latency_table, points=LATENCY_POINTS,
+                                      multiple_of=LATENCY_MULTIPLE_OF, log=log)
+        table.save(out / "latency_table.json")
+        log(f"      latency table: target '{table.target}', unit {table.unit}, full "
+            f"network {table.cost(hads.costs.full_widths(model)):,.0f} {table.unit}")
+    budget = dict(mac_targets=mac_targets, latency_targets=latency_targets,
+                  latency_table=table if latency_targets is not None else None,
+                  memory_limit=memory_limit)
+    log(f"[2/5] Taylor importance, nested knapsack for {describe_budgets(budget)}")
     import tensorflow as tf
     batches = tf.data.Dataset.from_tensor_slices((x_train, y_train)).batch(64)
-    plans = {
-        "HADS": hads.solve(model, hads.taylor_importance(model, batches),
-                           mac_targets=MAC_TARGETS, method=method),
-        "uniform": hads.uniform_plan(model, MAC_TARGETS),
-        "L1": hads.solve(model, hads.l1_importance(model),
-                         mac_targets=MAC_TARGETS, method=method),
-        "random": hads.solve(model, hads.random_importance(model, seed=seed),
-                             mac_targets=MAC_TARGETS, method=method),
-    }
+    taylor = hads.taylor_importance(model, batches)
+    solve_budget = {k: v for k, v in budget.items() if v is not None}
+    step = {} if table is None else {"multiple_of": LATENCY_MULTIPLE_OF}
+    solve_options = dict(step, method=method,
+                         min_width=LATENCY_MULTIPLE_OF if table is not None else 1)
+    plans = {"HADS": hads.solve(model, taylor, **solve_options, **solve_budget),
+             "uniform": hads.uniform_plan(model, **step, **solve_budget)}
+    if latency_targets is not None and mac_targets is None:
+        fractions = mac_fractions_of(plans["HADS"], table, model)
+        plans[MAC_BUDGET_LABEL] = hads.solve(
+            model, taylor, mac_targets=fractions, memory_limit=memory_limit,
+            **solve_options)
+    plans["L1"] = hads.solve(model, hads.l1_importance(model), **solve_options,
+                             **solve_budget)
+    plans["random"] = hads.solve(model, hads.random_importance(model, seed=seed),
+                                 **solve_options, **solve_budget)
     log(str(plans["HADS"]))
 
     # 3. Multi-width fine-tuning of every method, from the same weights.
@@ -198,9 +256,15 @@ def run(model_name="ds_cnn", epochs=30, finetune_epochs=15, seed=0,
     results = {"model": model_name, "seed": seed, "epochs": epochs,
                "method": method,
                "finetune_epochs": finetune_epochs, "few_shot": few_shot,
-               "mac_targets": list(MAC_TARGETS),
+               "mac_targets": None if mac_targets is None else list(mac_targets),
+               "latency_targets": (None if latency_targets is None
+                                   else list(latency_targets)),
+               "memory_limit": memory_limit,
+               "target_labels": target_labels(plans["HADS"]),
+               "full_macs": hads.model_costs(model)["macs"],
                "bn_calibration": bool(bn_calibration),
                "full_network_accuracy": full_accuracy, "methods": {}}
+    arena = memory.arena_function(model)
     nested_models = {}
     for i, (label, plan) in enumerate(plans.items()):
         log(f"[3/5] {label} ({i + 1}/{len(plans)}): "
@@ -220,10 +284,12 @@ def run(model_name="ds_cnn", epochs=30, finetune_epochs=15, seed=0,
                        batch_size=batch_size, verbose=verbose)
         after = nested.evaluate(x_test, y_test, verbose=0, return_dict=True)
         count = plan.num_subnetworks
+        widths = [{g: plan.widths(g)[k] for g in plan.groups} for k in range(count)]
         results["methods"][label] = {
             "widths": {g: list(plan.widths(g)) for g in plan.groups},
             "macs": [c["macs"] for c in plan.costs],
             "params": [c["params"] for c in plan.costs],
+            "planned_arena_bytes": [int(arena(w)) for w in widths],
             "accuracy_before_finetuning": [before[f"sub{k}_accuracy"]
                                            for k in range(count)],
             "accuracy_before_finetuning_bn_calibrated": (
@@ -231,7 +297,19 @@ def run(model_name="ds_cnn", epochs=30, finetune_epochs=15, seed=0,
                 else [calibrated[f"sub{k}_accuracy"] for k in range(count)]),
             "accuracy": [after[f"sub{k}_accuracy"] for k in range(count)],
         }
+        if table is not None:
+            results["methods"][label]["latency_table_predicted"] = [
+                float(table.cost(w)) for w in widths]
         nested_models[label] = nested
+
+    if table is not None:
+        log(f"      measuring every subnetwork's latency (target '{table.target}')")
+        measured, how = budgets.subnetwork_latencies(model, table, plans, nested_models)
+        for label, values in measured.items():
+            results["methods"][label]["latency"] = values
+        results["latency"] = {"target": table.target, "unit": table.unit, "how": how,
+                              "full": float(table.cost(hads.costs.full_widths(model))),
+                              "table": "latency_table.json"}
 
     # 4. Files.
     log(f"[4/5] writing {out}/")
@@ -241,33 +319,122 @@ def run(model_name="ds_cnn", epochs=30, finetune_epochs=15, seed=0,
     plans["HADS"].save(out / "plan.json")
     for label, plan in plans.items():
         if label != "HADS":
-            plan.save(out / f"plan_{label.lower()}.json")
-    full_macs = results["methods"]["HADS"]["macs"][0]
+            plan.save(out / f"plan_{_file_label(label)}.json")
+    full_macs = results["full_macs"]
     plots.accuracy_vs_macs(
         {m: (r["macs"], r["accuracy"]) for m, r in results["methods"].items()},
         out / "accuracy_vs_macs.png", full_macs=full_macs,
         title=f"digits, {model_name}: test accuracy after fine-tuning")
+    if table is not None:
+        info = results["latency"]
+        plots.accuracy_vs_latency(
+            {m: (r["latency"], r["accuracy"]) for m, r in results["methods"].items()},
+            out / "accuracy_vs_latency.png", unit=info["unit"], how=info["how"],
+            full_latency=info["full"],
+            title=f"digits, {model_name}: accuracy vs latency ({info['target']})")
     hads_plan = hads_nested.plan
     plots.slicing_points(hads_plan, out / "slicing_points.png",
                          title=f"HADS slicing points ({model_name})")
 
     # 5. Export (TFLite per subnetwork, nested int8 TFLite, C array).
+    # The metadata's latency: the plan's own when solved in the table; else
+    # the table's at the plan's widths, which needs the model the table was
+    # measured on (a reduced nested model has fewer channels).
+    plan_has_latency = "latency" in plans["HADS"].costs[0]
+    metadata_table = None if plan_has_latency or plans["HADS"].reduced else table
     results["export"] = _export(hads_nested, out / "export", x_train, x_test,
-                                y_test, export, log)
+                                y_test, export, log, metadata_table)
+    if memory_limit is not None:
+        results["memory"] = memory_check(results, memory_limit)
     results["seconds"] = round(time.time() - started, 1)
-    table = format_table(results)
-    log(table)
+    table_text = format_table(results)
+    log(table_text)
     with open(out / "results.json", "w") as f:
         json.dump(results, f, indent=2, default=_jsonable)
     report = results["export"].get("report")
     if report:   # the exporter's table: int8 accuracies, sizes, arenas
         from hads_keras.export import format_report
-        table += "\n\nExport (TFLite per subnetwork):\n" + format_report(report)
-    (out / "results.txt").write_text(table + "\n")
+        table_text += "\n\nExport (TFLite per subnetwork):\n" + format_report(report)
+    (out / "results.txt").write_text(table_text + "\n")
     return results
 
 
-def _export(nested, out_dir, x_train, x_test, y_test, enabled, log):
+def _file_label(label):
+    """'HADS, MAC budget' -> 'hads_mac_budget' (plan file names)."""
+    return re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
+
+
+def describe_budgets(budget):
+    """One line naming the budgets, for the log."""
+    parts = []
+    if budget.get("mac_targets") is not None:
+        parts.append(f"MACs {_percent_list(budget['mac_targets'])}")
+    if budget.get("latency_targets") is not None:
+        parts.append(f"latency {_percent_list(budget['latency_targets'])}")
+    if budget.get("memory_limit") is not None:
+        parts.append(f"at most {budget['memory_limit']:,} B of activation memory")
+    return ", ".join(parts)
+
+
+def _percent_list(values):
+    return "[" + ", ".join(f"{100 * v:g} %" if isinstance(v, (int, float)) and v <= 1
+                           else str(v) for v in values) + "]"
+
+
+def mac_fractions_of(plan, table, model):
+    """The latency plan's budgets as fractions of the full latency: the MAC
+    targets of the MAC-budget plan it is compared with (a budget given in
+    the table's unit becomes its fraction of the full network's latency)."""
+    import hads_keras as hads
+
+    full = table.cost(hads.costs.full_widths(model))
+    values = plan.info["targets"]["latency"]
+    return [min(1.0, v if v <= 1 else v / full) for v in values]
+
+
+def target_labels(plan):
+    """What each subnetwork of a solved plan was budgeted for: 'full' for
+    the full network put in front, else its budgets ('75 % MACs', ...)."""
+    targets = plan.info.get("targets", {})
+    count = plan.num_subnetworks
+    lengths = [len(v) for v in targets.values()]
+    first = count - (lengths[0] if lengths else count)
+    labels = []
+    for k in range(count):
+        if k < first:
+            labels.append("full")
+            continue
+        parts = []
+        for resource, values in targets.items():
+            value = values[k - first]
+            if resource == "memory":
+                parts.append(f"<= {value:,.0f} B")
+            elif value <= 1:
+                parts.append(f"{100 * value:.0f} % {_resource_name(resource)}")
+            else:
+                parts.append(f"{value:,.0f} {_resource_name(resource)}")
+        labels.append(", ".join(parts))
+    return labels
+
+
+def _resource_name(resource):
+    return {"macs": "MACs", "params": "params", "latency": "latency"}.get(resource, resource)
+
+
+def memory_check(results, limit):
+    """Every HADS subnetwork's activation memory against `limit`: simulated
+    planner and, where the export measured it, the head of the TFLite Micro
+    runtime's arena for the materialized subnetwork."""
+    planned = results["methods"]["HADS"]["planned_arena_bytes"]
+    report = (results.get("export") or {}).get("report") or {}
+    heads = [row.get("materialized_arena_head") for row in report.get("subnetworks", [])]
+    measured = heads if heads and all(h is not None for h in heads) else None
+    return {"limit": limit, "planned_arena_bytes": planned,
+            "tflm_arena_head_bytes": measured,
+            "fits": all(p <= limit for p in (measured or planned))}
+
+
+def _export(nested, out_dir, x_train, x_test, y_test, enabled, log, table=None):
     """The export step; returns what it wrote (or why not)."""
     if not enabled:
         return {"skipped": "--no-export"}
@@ -279,7 +446,8 @@ def _export(nested, out_dir, x_train, x_test, y_test, enabled, log):
     log(f"[5/5] exporting to {out_dir}/ (TFLite, int8, C array)")
     representative = x_train[:100]
     written = export_all(nested, out_dir, representative, x_test, y_test,
-                         labels=[str(d) for d in range(NUM_CLASSES)], log=log)
+                         labels=[str(d) for d in range(NUM_CLASSES)], log=log,
+                         latency_table=table)
     return {key: (value if key == "report" else _path_strings(value))
             for key, value in written.items()}
 
@@ -302,37 +470,67 @@ def _aligned(rows):
 def format_table(results):
     """The per-subnetwork table: HADS next to the baselines.
 
-    A second table shows the accuracy straight after slicing, before
-    fine-tuning, without and with BN recalibration.
+    Baselines show their accuracy and, in brackets, their MACs in % of the
+    full network (their measured latency in % of the full network's when
+    there is a latency table). A second table shows the accuracy straight
+    after slicing, before fine-tuning, without and with BN recalibration.
     """
     methods = results["methods"]
     hads = methods["HADS"]
-    full_macs = hads["macs"][0]
+    full_macs = results["full_macs"]
+    latency = results.get("latency")
+    memory_limit = results.get("memory_limit")
     baselines = [m for m in methods if m != "HADS"]
-    header = ["sub", "target", "MACs", "MACs %", "params", "HADS acc"]
-    header += [f"{m} acc (MACs %)" for m in baselines]
+    share = "latency %" if latency else "MACs %"
+    header = ["sub", "budget", "MACs", "MACs %"]
+    if latency:
+        header += [f"latency ({latency['unit']})", "latency %"]
+    if memory_limit is not None:
+        header += ["planned arena B"]
+    header += ["params", "HADS acc"] + [f"{m} acc ({share})" for m in baselines]
+
+    def cost_share(r, k):
+        if latency:
+            return 100 * r["latency"][k] / latency["full"]
+        return 100 * r["macs"][k] / full_macs
+
     rows = [header]
-    for k, target in enumerate(results["mac_targets"]):
-        row = [str(k), f"{100 * target:.0f} %", f"{hads['macs'][k]:,}",
-               f"{100 * hads['macs'][k] / full_macs:.1f}",
-               f"{hads['params'][k]:,}", f"{100 * hads['accuracy'][k]:.2f} %"]
+    for k, label in enumerate(results["target_labels"]):
+        row = [str(k), label, f"{hads['macs'][k]:,}",
+               f"{100 * hads['macs'][k] / full_macs:.1f}"]
+        if latency:
+            row += [f"{hads['latency'][k]:,.0f}", f"{cost_share(hads, k):.1f}"]
+        if memory_limit is not None:
+            row += [f"{hads['planned_arena_bytes'][k]:,}"]
+        row += [f"{hads['params'][k]:,}", f"{100 * hads['accuracy'][k]:.2f} %"]
         for m in baselines:
             r = methods[m]
-            row.append(f"{100 * r['accuracy'][k]:.2f} % "
-                       f"({100 * r['macs'][k] / full_macs:.1f})")
+            row.append(f"{100 * r['accuracy'][k]:.2f} % ({cost_share(r, k):.1f})")
         rows.append(row)
     title = (f"digits, {results['model']}, seed {results['seed']}: test "
              f"accuracy per subnetwork after {results['finetune_epochs']} "
              "fine-tuning epochs (full network before slicing: "
              f"{100 * results['full_network_accuracy']:.2f} %)")
     text = title + "\n" + "\n".join(_aligned(rows))
+    if latency:
+        text += (f"\nlatency: {latency['how']}, target '{latency['target']}'; % of "
+                 f"the full network's {latency['full']:,.0f} {latency['unit']} in "
+                 "the table")
+    if results.get("memory"):
+        check = results["memory"]
+        measured = check.get("tflm_arena_head_bytes")
+        text += (f"\nmemory limit {check['limit']:,} B: every subnetwork "
+                 f"{'fits' if check['fits'] else 'does NOT fit'}"
+                 + (f"; TFLite Micro runtime arena heads (materialized "
+                    f"subnetworks): {', '.join(f'{b:,}' for b in measured)} B"
+                    if measured else " (simulated planner; export skipped)"))
     calibrated = any(r.get("accuracy_before_finetuning_bn_calibrated")
                      for r in methods.values())
-    rows = [["sub", "target"] + [
+    rows = [["sub", "budget"] + [
         f"{m} {'raw -> BN-calibrated' if calibrated else 'raw'}"
         for m in methods]]
-    for k, target in enumerate(results["mac_targets"]):
-        row = [str(k), f"{100 * target:.0f} %"]
+    for k, label in enumerate(results["target_labels"]):
+        row = [str(k), label]
         for r in methods.values():
             cell = f"{100 * r['accuracy_before_finetuning'][k]:.2f} %"
             if r.get("accuracy_before_finetuning_bn_calibrated"):
@@ -393,7 +591,7 @@ def run_seeds(seeds, out="hads_demo", log=print, **kwargs):
         json.dump(summary, f, indent=2, default=_jsonable)
     table = format_seeds_table(summary)
     (out / "seeds.txt").write_text(table + "\n")
-    full_macs = summary["methods"]["HADS"]["macs_mean"][0]
+    full_macs = summary["full_macs"]
     plots.accuracy_vs_macs(
         {m: (r["macs_mean"], r["accuracy_mean"], r["accuracy_std"])
          for m, r in summary["methods"].items()},
@@ -408,18 +606,15 @@ def summarize_seeds(runs):
     """Mean and sample standard deviation over runs, per method and subnetwork."""
     first = runs[0]
     for r in runs[1:]:
-        for key in ("model", "epochs", "finetune_epochs", "method", "few_shot",
-                    "mac_targets", "bn_calibration"):
-            if r[key] != first[key]:
+        for key in _SAME_IN_EVERY_SEED:
+            if r.get(key) != first.get(key):
                 raise ValueError(f"runs differ in '{key}': {first[key]} vs {r[key]}.")
 
     def stats(values):
         values = np.asarray(values, dtype=np.float64)   # [seeds, subnetworks]
         return (values.mean(axis=0).tolist(), values.std(axis=0, ddof=1).tolist())
 
-    summary = {key: first[key] for key in (
-        "model", "epochs", "finetune_epochs", "method", "few_shot",
-        "mac_targets", "bn_calibration")}
+    summary = {key: first.get(key) for key in _SAME_IN_EVERY_SEED + ("full_macs",)}
     summary["seeds"] = [r["seed"] for r in runs]
     full = [r["full_network_accuracy"] for r in runs]
     summary["full_network_accuracy"] = full
@@ -429,7 +624,7 @@ def summarize_seeds(runs):
     for method in first["methods"]:
         per_run = [r["methods"][method] for r in runs]
         entry = {}
-        for key in ("macs", "accuracy", "accuracy_before_finetuning",
+        for key in ("macs", "latency", "accuracy", "accuracy_before_finetuning",
                     "accuracy_before_finetuning_bn_calibrated"):
             if any(p.get(key) is None for p in per_run):
                 continue
@@ -441,14 +636,20 @@ def summarize_seeds(runs):
     summary["best_method"] = [
         max(summary["methods"],
             key=lambda m: summary["methods"][m]["accuracy_mean"][k])
-        for k in range(len(first["mac_targets"]))]
+        for k in range(len(first["target_labels"]))]
     return summary
+
+
+# What every run of a seed summary shares (the budgets give the subnetworks).
+_SAME_IN_EVERY_SEED = ("model", "epochs", "finetune_epochs", "method", "few_shot",
+                       "mac_targets", "latency_targets", "memory_limit",
+                       "target_labels", "bn_calibration")
 
 
 def format_seeds_table(summary):
     """Mean +- std per subnetwork and method, as a Markdown table."""
     methods = summary["methods"]
-    full_macs = methods["HADS"]["macs_mean"][0]
+    full_macs = summary["full_macs"]
     n = len(summary["seeds"])
 
     def cell(r, key, k, digits=2):
@@ -463,11 +664,11 @@ def format_seeds_table(summary):
         f"{100 * summary['full_network_accuracy_mean']:.2f} ± "
         f"{100 * summary['full_network_accuracy_std']:.2f} %",
         "",
-        "| sub | target | " + " | ".join(f"{m} (MACs %)" for m in methods)
+        "| sub | budget | " + " | ".join(f"{m} (MACs %)" for m in methods)
         + " | best mean |",
         "|---|---|" + "---|" * len(methods) + "---|"]
-    for k, target in enumerate(summary["mac_targets"]):
-        row = [str(k), f"{100 * target:.0f} %"]
+    for k, label in enumerate(summary["target_labels"]):
+        row = [str(k), label]
         for r in methods.values():
             row.append(f"{cell(r, 'accuracy', k)} "
                        f"({100 * r['macs_mean'][k] / full_macs:.1f})")
@@ -479,7 +680,7 @@ def format_seeds_table(summary):
                       "with BN recalibration (mean ± std)", "",
                   "| sub | " + " | ".join(methods) + " |",
                   "|---|" + "---|" * len(methods)]
-        for k in range(len(summary["mac_targets"])):
+        for k in range(len(summary["target_labels"])):
             row = [str(k)] + [
                 f"{cell(r, 'accuracy_before_finetuning', k)} -> "
                 f"{cell(r, 'accuracy_before_finetuning_bn_calibrated', k)}"
@@ -530,18 +731,27 @@ def add_parser(subparsers):
                         help="skip the TFLite / C array export")
     parser.add_argument("--quiet", action="store_true",
                         help="no Keras progress bars")
+    from hads_keras import budgets
+    budgets.add_arguments(parser)
     parser.set_defaults(func=_run_command)
     return parser
 
 
 def _run_command(args):
+    from hads_keras import budgets
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        budget = budgets.from_arguments(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"hads demo: {error}")
+        return 2
     options = dict(model_name=args.model, epochs=args.epochs,
                    finetune_epochs=args.finetune_epochs,
                    few_shot=args.few_shot, method=args.method,
                    export=not args.no_export,
                    bn_calibration=not args.no_bn_calibration,
-                   verbose=0 if args.quiet else 2)
+                   verbose=0 if args.quiet else 2, **budget)
     if args.seeds is not None:
         try:
             seeds = parse_seeds(args.seeds)
@@ -554,6 +764,10 @@ def _run_command(args):
         summary = run_seeds(seeds, out=args.out, **options)
         print(f"done in {summary['seconds']} s; files in {args.out}/")
         return 0
-    results = run(seed=args.seed, out=args.out, **options)
+    try:
+        results = run(seed=args.seed, out=args.out, **options)
+    except (ValueError, FileNotFoundError) as error:   # budgets the model cannot meet
+        print(f"hads demo: {error}")
+        return 2
     print(f"done in {results['seconds']} s; files in {args.out}/")
     return 0

@@ -361,7 +361,7 @@ class Plan:
             for resource in self.costs[0]:
                 full = original.get(resource, self.costs[0][resource]) or 1
                 rows.append([resource] + [
-                    f"{c[resource]:,} ({100 * c[resource] / full:.0f}%)"
+                    f"{c[resource]:,.0f} ({100 * c[resource] / full:.0f}%)"
                     for c in self.costs])
         widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
         lines = ["  ".join(c.rjust(widths[i]) if i else c.ljust(widths[i])

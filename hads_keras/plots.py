@@ -1,9 +1,11 @@
-"""Plots people look at: accuracy vs MACs, slicing points per layer.
+"""Plots people look at: accuracy vs MACs and vs latency, slicing points
+per layer.
 
 Drawn with matplotlib's Agg backend (files only, no display needed).
 
     accuracy_vs_macs({"HADS": (macs, acc), "uniform": (macs, acc)}, "acc.png")
     accuracy_vs_macs({"HADS": (macs, acc_mean, acc_std)}, "acc.png")  # error bars
+    accuracy_vs_latency({"HADS": (latencies, acc)}, "lat.png", unit="us")
     slicing_points(plan, "slicing.png")      # like HADS paper Fig. 2 (right)
 """
 
@@ -32,36 +34,59 @@ def accuracy_vs_macs(curves, path, title="Accuracy vs MACs", full_macs=None):
     Returns:
         `path`.
     """
+    return _accuracy_against(curves, path, title, "MACs", "MAC", full_macs,
+                             "accuracy_vs_macs")
+
+
+def accuracy_vs_latency(curves, path, unit, title="Accuracy vs latency",
+                        full_latency=None, how="measured"):
+    """One line per method: test accuracy of each subnetwork against its
+    latency (as `accuracy_vs_macs`, with latencies in place of MACs).
+
+    Args:
+        curves: mapping method name -> (latencies, accuracies[, stds]).
+        path: output image file.
+        unit: the latencies' unit ("us", "instructions", "cycles").
+        title: the plot title.
+        full_latency: when given, the x axis is latency in % of it.
+        how: how the latencies were obtained, for the axis label
+            ("measured on QEMU's Cortex-M4", "predicted by the table", ...).
+    """
+    return _accuracy_against(curves, path, title, f"latency, {how} ({unit})",
+                             "latency", full_latency, "accuracy_vs_latency")
+
+
+def _accuracy_against(curves, path, title, axis_name, value_name, full, caller):
     if not curves:
-        raise ValueError("accuracy_vs_macs: no curves to draw.")
+        raise ValueError(f"{caller}: no curves to draw.")
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(6, 4))
     markers = "osD^v<>"
     for i, (name, curve) in enumerate(curves.items()):
         if len(curve) not in (2, 3):
             raise ValueError(
-                f"accuracy_vs_macs: curve '{name}' must be (macs, accuracies) "
-                "or (macs, accuracies, stds).")
-        macs = np.asarray(curve[0], dtype=float)
+                f"{caller}: curve '{name}' must be (costs, accuracies) "
+                "or (costs, accuracies, stds).")
+        costs = np.asarray(curve[0], dtype=float)
         accuracies = 100 * np.asarray(curve[1], dtype=float)
         stds = None if len(curve) == 2 else 100 * np.asarray(curve[2], dtype=float)
-        if macs.shape != accuracies.shape:
+        if costs.shape != accuracies.shape:
             raise ValueError(
-                f"accuracy_vs_macs: curve '{name}' has {macs.size} MAC values "
+                f"{caller}: curve '{name}' has {costs.size} {value_name} values "
                 f"and {accuracies.size} accuracies.")
         if stds is not None and stds.shape != accuracies.shape:
             raise ValueError(
-                f"accuracy_vs_macs: curve '{name}' has {accuracies.size} "
+                f"{caller}: curve '{name}' has {accuracies.size} "
                 f"accuracies and {stds.size} standard deviations.")
-        order = np.argsort(macs)
-        x = 100 * macs / full_macs if full_macs else macs
+        order = np.argsort(costs)
+        x = 100 * costs / full if full else costs
         marker = markers[i % len(markers)]
         if stds is None:
             axes.plot(x[order], accuracies[order], marker=marker, label=name)
         else:
             axes.errorbar(x[order], accuracies[order], yerr=stds[order],
                           marker=marker, capsize=3, label=name)
-    axes.set_xlabel("MACs (% of the full network)" if full_macs else "MACs")
+    axes.set_xlabel(f"{axis_name}, % of the full network" if full else axis_name)
     axes.set_ylabel("test accuracy (%)")
     axes.set_title(title)
     axes.grid(True, alpha=0.3)

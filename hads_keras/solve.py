@@ -347,7 +347,7 @@ def _budget_list(values, name):
 
 
 def uniform_plan(model, mac_targets=None, min_width=1, *, latency_targets=None,
-                 latency_table=None, memory_limit=None):
+                 latency_table=None, memory_limit=None, multiple_of=1):
     """The width-multiplier baseline: every group keeps the same fraction.
 
     For each budget the largest common fraction r whose subnetwork fits it
@@ -360,7 +360,8 @@ def uniform_plan(model, mac_targets=None, min_width=1, *, latency_targets=None,
     it gives one subnetwork). Subnetwork 0 is the full network, prepended
     when the first budget is below it, unless it exceeds `memory_limit`:
     then subnetwork 0 is the first budget's and the plan is reduced, as in
-    `solve` with `include_full=None`.
+    `solve` with `include_full=None`. With `multiple_of` every width is a
+    multiple of it (rounded down, at least `multiple_of`) or the full width.
     """
     network = _keras_compat.unwrap(model)
     analysis = graph_lib.analyze(network)
@@ -392,8 +393,15 @@ def uniform_plan(model, mac_targets=None, min_width=1, *, latency_targets=None,
         raise ValueError("uniform_plan: give mac_targets, latency_targets and/or "
                          "memory_limit.")
 
+    step = int(multiple_of)
+    if step < 1:
+        raise ValueError(f"multiple_of must be an integer >= 1, got {multiple_of!r}.")
+
     def widths_at(r):
-        return {g: max(min(min_width, w), int(np.floor(r * w + 1e-9))) for g, w in full.items()}
+        def aligned(w):
+            width = max(min(min_width, w), int(np.floor(r * w + 1e-9)))
+            return width if width == w else min(w, max(step, width - width % step))
+        return {g: aligned(w) for g, w in full.items()}
 
     def fits(widths, k):
         return all(cost(widths) <= values[k] * (1 + 1e-12)
@@ -413,7 +421,8 @@ def uniform_plan(model, mac_targets=None, min_width=1, *, latency_targets=None,
                             if cost(widths_at(0.0)) > values[k])
                 raise ValueError(
                     f"uniform_plan: budget {k} of '{name}' is below the smallest "
-                    f"uniform network (every group at min_width={min_width}).")
+                    f"uniform network (every group at min_width={min_width}"
+                    + (f", multiple_of={step}" if step > 1 else "") + ").")
             lo, hi = 0.0, 1.0
             for _ in range(40):
                 mid = (lo + hi) / 2

@@ -87,6 +87,62 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert "import hads_keras" in README.read_text().split("## The demo")[0]
 
 
+def test_demo_with_latency_targets_and_a_memory_limit(tmp_path):
+    """--latency-targets on a table measured now, --memory-limit below the
+    full network: every plan meets both, the latency is measured afterwards
+    and plotted, and the export's TFLite Micro arenas fit the limit."""
+    from hads_keras import budgets, cli, demo, memory
+
+    full_arena = memory.planned_arena(demo.build_model("ds_cnn"))
+    limit = int(0.8 * full_arena)
+    out = tmp_path / "demo"
+    code = cli.main(["demo", "--epochs", "1", "--finetune-epochs", "0",
+                     "--out", str(out), "--quiet", "--latency_targets", "1,0.6,0.3",
+                     "--memory_limit", str(limit)])
+    assert code == 0
+    for name in demo.LATENCY_FILES + ("export/",):
+        assert (out / name.rstrip("/")).exists(), name
+    readme = README.read_text()
+    assert all(f"`{name}`" in readme for name in demo.LATENCY_FILES)
+    results = json.loads((out / "results.json").read_text())
+    latency = results["latency"]
+    qemu = budgets._qemu_available()
+    assert latency["target"] == ("cortex-m4-qemu" if qemu else "host-litert")
+    assert set(results["methods"]) == {"HADS", "uniform", demo.MAC_BUDGET_LABEL,
+                                       "L1", "random"}
+    assert results["target_labels"] == [
+        f"{p} % latency, <= {limit:,} B" for p in (100, 60, 30)]
+    for method, r in results["methods"].items():
+        assert len(r["latency"]) == 3 and len(r["accuracy"]) == 3
+        assert all(b <= limit for b in r["planned_arena_bytes"]), method
+        if method == demo.MAC_BUDGET_LABEL:
+            continue
+        for k, target in enumerate((1.0, 0.6, 0.3)):   # in the table
+            assert r["latency_table_predicted"][k] <= target * latency["full"] * (1 + 1e-9)
+    hads = results["methods"]["HADS"]
+    if qemu:   # deterministic: the table meets its targets on the probe within 2 %
+        for k, target in enumerate((1.0, 0.6, 0.3)):
+            assert hads["latency"][k] <= target * latency["full"] * 1.02, k
+    # The full network is over the limit: subnetwork 0 is smaller.
+    assert hads["macs"][0] < results["full_macs"]
+    check = results["memory"]
+    assert check["fits"] and check["limit"] == limit
+    assert check["tflm_arena_head_bytes"] == hads["planned_arena_bytes"]
+    text = (out / "results.txt").read_text()
+    assert f"memory limit {limit:,} B: every subnetwork fits" in text
+    assert "latency %" in text and latency["how"] in text
+
+
+def test_demo_budget_flags_reject_bad_values(capsys):
+    from hads_keras import cli
+    assert cli.main(["demo", "--memory-limit", "12 parsecs"]) == 2
+    assert "--memory-limit '12 parsecs': give bytes" in capsys.readouterr().out
+    assert cli.main(["demo", "--latency-targets", "1,,0.5"]) == 2
+    assert "--latency-targets '1,,0.5'" in capsys.readouterr().out
+    assert cli.main(["demo", "--mac-targets", "1,half"]) == 2
+    assert "'half' is neither a number" in capsys.readouterr().out
+
+
 def test_demo_export_paths_are_json_strings(tmp_path, monkeypatch):
     """results.json holds C array paths as lists of strings, not a repr."""
     import hads_keras.export
@@ -116,6 +172,7 @@ def _fake_run(seed, accuracies):
                       "accuracy_before_finetuning_bn_calibrated": [0.9, 0.5 + i / 10]}
     return {"model": "dnn", "epochs": 1, "finetune_epochs": 1,
             "method": "bottom_up", "few_shot": None, "mac_targets": [1.0, 0.5],
+            "target_labels": ["100 % MACs", "50 % MACs"], "full_macs": 100,
             "bn_calibration": True, "seed": seed,
             "full_network_accuracy": 0.9 + seed / 100, "methods": methods}
 
@@ -135,7 +192,7 @@ def test_seed_summary_mean_and_std(tmp_path):
     assert summary["best_method"][1] == "uniform"
     assert summary["full_network_accuracy_std"] == pytest.approx(0.01)
     table = demo.format_seeds_table(summary)
-    assert "| 1 | 50 % | 70.00 ± 10.00 (50.0) | 80.00 ± 10.00 (50.0) | uniform |" in table
+    assert "| 1 | 50 % MACs | 70.00 ± 10.00 (50.0) | 80.00 ± 10.00 (50.0) | uniform |" in table
     assert "10.00 ± 0.00 -> 50.00 ± 0.00" in table
     with pytest.raises(ValueError, match="runs differ in 'model'"):
         demo.summarize_seeds([runs[0], dict(runs[1], model="cnn")])
@@ -189,6 +246,12 @@ def test_plots_write_images(tmp_path):
     assert path.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="curve 'x' has 2 MAC values"):
         plots.accuracy_vs_macs({"x": ([1, 2], [.5])}, tmp_path / "bad.png")
+    path = plots.accuracy_vs_latency(
+        {"HADS": ([900, 500], [.9, .8])}, tmp_path / "lat.png", unit="instructions",
+        full_latency=1000, how="measured on QEMU's Cortex-M4")
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="accuracy_vs_latency: curve 'x' has 1 latency"):
+        plots.accuracy_vs_latency({"x": ([1], [.5, .6])}, tmp_path / "bad.png", unit="us")
     # Error bars from standard deviations.
     path = plots.accuracy_vs_macs(
         {"HADS": ([100, 60], [.9, .8], [.01, .02])}, tmp_path / "err.png")

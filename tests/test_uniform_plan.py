@@ -104,6 +104,18 @@ def test_memory_limit_alone_is_one_subnetwork(model):
     assert plan.num_subnetworks == 1 and plan.costs[0]["memory"] <= limit
 
 
+def test_multiple_of_aligns_every_width(model):
+    plan = hads.uniform_plan(model, [1.0, 0.75, 0.5], multiple_of=4)
+    full = plan.full_widths
+    for g in plan.groups:
+        for w in plan.widths(g)[1:]:
+            assert w == full[g] or (w % 4 == 0 and w >= 4), (g, plan.widths(g))
+    assert plan.costs[2]["macs"] <= 0.5 * plan.costs[0]["macs"]
+    assert any(plan.widths(g)[2] == 4 for g in plan.groups)
+    with pytest.raises(ValueError, match="multiple_of=4"):
+        hads.uniform_plan(model, [1.0, 0.1], multiple_of=4)
+
+
 def test_bad_budgets_are_refused(model):
     table = _latency_table(model)
     with pytest.raises(ValueError, match="strictly decreasing"):
