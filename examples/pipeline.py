@@ -18,6 +18,7 @@ goes to `--out_dir`:
     model_data.h/.cc    the nested model as a C array
     results.json        every number of the run; results.md the table
     accuracy_vs_macs.png, slicing_points.png
+    latency_table.json, accuracy_vs_latency.png   with a latency table
 """
 
 import json
@@ -71,7 +72,23 @@ def define_flags(out_dir, batch_size, pretrain_epochs, finetune_epochs,
                       "Knapsack: bottom_up (paper default), top_down, or joint "
                       "(all subnetworks in one exact model).")
     flags.DEFINE_list("mac_targets", ["1.0", "0.75", "0.5", "0.25"],
-                      "MAC budgets as fractions of the full model.")
+                      "MAC budgets as fractions of the full model (not applied "
+                      "when --latency_targets is given and this flag is not).")
+    flags.DEFINE_list("latency_targets", None,
+                      "Latency budgets: fractions of the full latency (1,0.5,0.25) "
+                      "or numbers with a unit (20ms on a table in us), measured "
+                      "in --latency_table (hads_keras.budgets).")
+    flags.DEFINE_string("latency_table", None,
+                        "A latency table file (`hads latency ...`), or qemu / "
+                        "host / auto to measure one now (auto: QEMU's Cortex-M4 "
+                        "when installed, else this host; the default with "
+                        "--latency_targets). With a table every subnetwork's "
+                        "latency is measured afterwards and plotted "
+                        "(accuracy_vs_latency.png).")
+    flags.DEFINE_string("memory_limit", None,
+                        "Activation memory every subnetwork must fit, in bytes "
+                        "(49152, 48KiB, 48kB); a full model above it makes the "
+                        "largest subnetwork smaller.")
     flags.DEFINE_integer("samples_per_class", None,
                          "Few-shot: importance and fine-tuning see only the first "
                          "n training examples of each class (the paper's "
@@ -271,11 +288,32 @@ def representative(dataset, count=200):
 
 # --- the pipeline --------------------------------------------------------
 
+def budget_flags():
+    """--mac_targets, --latency_targets, --latency_table, --memory_limit as
+    the budgets of `hads_keras.solve` (hads_keras.budgets reads them)."""
+    from hads_keras import budgets
+
+    latency = (None if FLAGS.latency_targets is None else
+               budgets.parse_targets(",".join(FLAGS.latency_targets), "--latency_targets"))
+    macs = [float(t) for t in FLAGS.mac_targets]
+    if latency is not None and not FLAGS["mac_targets"].present:
+        macs = None
+    table = FLAGS.latency_table
+    if latency is not None and table is None:
+        table = "auto"
+    limit = (None if FLAGS.memory_limit is None
+             else budgets.parse_bytes(FLAGS.memory_limit, "--memory_limit"))
+    return dict(mac_targets=macs, latency_targets=latency, latency_table=table,
+                memory_limit=limit)
+
+
 def run(model, dataset_name, labels=None, window_stride_ms=None, extra=None,
         train_options=None):
     """Run every step on `model` and `dataset_name`; return the results dict."""
     import keras
     import hads_keras as hads
+
+    from hads_keras import budgets, memory
 
     keras.utils.set_random_seed(FLAGS.seed)
     os.makedirs(FLAGS.out_dir, exist_ok=True)
@@ -285,9 +323,12 @@ def run(model, dataset_name, labels=None, window_stride_ms=None, extra=None,
         model = load_checkpoint(FLAGS.checkpoint, model)
     data = load_data(dataset_name, window_stride_ms, train_options)
     test_labels = labels_of(data["test"])
+    budget = budget_flags()
     results = dict(task=dataset_name, model=model.name, fake_data=FLAGS.fake_data,
                    method=FLAGS.method, samples_per_class=FLAGS.samples_per_class,
-                   mac_targets=[float(t) for t in FLAGS.mac_targets],
+                   mac_targets=budget["mac_targets"],
+                   latency_targets=budget["latency_targets"],
+                   memory_limit=budget["memory_limit"],
                    full_costs=hads.model_costs(model), **(extra or {}))
 
     model, results["pretrain_history"] = pretrain(model, data)
@@ -300,10 +341,21 @@ def run(model, dataset_name, labels=None, window_stride_ms=None, extra=None,
     with open(os.path.join(FLAGS.out_dir, "importance.json"), "w") as f:
         json.dump({g: np.asarray(s).tolist() for g, s in importance.items()}, f)
 
-    _log("Solving the %s knapsack for MAC targets %s", FLAGS.method, FLAGS.mac_targets)
-    plan = hads.solve(model, importance, mac_targets=results["mac_targets"],
-                      method=FLAGS.method)
+    table = None
+    if budget["latency_table"] is not None:
+        table = budgets.latency_table(model, budget["latency_table"], points=9,
+                                      multiple_of=4, log=_log)
+        table.save(os.path.join(FLAGS.out_dir, "latency_table.json"))
+    solve_budget = {k: v for k, v in budget.items()
+                    if v is not None and k != "latency_table"}
+    if budget["latency_targets"] is not None:
+        # Widths in multiples of 4, the grid the table measured.
+        solve_budget.update(latency_table=table, multiple_of=4, min_width=4)
+    _log("Solving the %s knapsack for %s", FLAGS.method,
+         ", ".join(f"{k} {v}" for k, v in solve_budget.items() if k != "latency_table"))
+    plan = hads.solve(model, importance, method=FLAGS.method, **solve_budget)
     plan.save(os.path.join(FLAGS.out_dir, "plan.json"))
+    results["target_labels"] = budgets.target_labels(plan)
     _log("%s", plan)
 
     nested = hads.apply(model, plan)
@@ -332,12 +384,24 @@ def run(model, dataset_name, labels=None, window_stride_ms=None, extra=None,
     _log("Evaluating every subnetwork")
     results["test_accuracy"] = subnetwork_accuracies(nested, data["test"], test_labels)
     nested.save(os.path.join(FLAGS.out_dir, "nested.keras"))
-    costs = hads.subnetwork_costs(nested, plan)
+    costs = hads.subnetwork_costs(nested, nested.plan)  # rebased when reduced
+    full_macs = results["full_costs"]["macs"]
+    arena = memory.arena_function(model)
     results["subnetworks"] = [
         dict(index=k, macs=c["macs"], params=c["params"],
-             macs_fraction=c["macs"] / costs[0]["macs"],
-             widths={g: plan.widths(g)[k] for g in plan.groups})
+             macs_fraction=c["macs"] / full_macs,
+             widths={g: plan.widths(g)[k] for g in plan.groups},
+             planned_arena_bytes=int(arena({g: plan.widths(g)[k] for g in plan.groups})))
         for k, c in enumerate(costs)]
+    if table is not None:
+        _log("Measuring every subnetwork's latency (target %s)", table.target)
+        measured, how = budgets.subnetwork_latencies(model, table, {"HADS": plan},
+                                                     {"HADS": nested})
+        full = float(table.cost(hads.costs.full_widths(model)))
+        results["latency"] = dict(target=table.target, unit=table.unit, how=how,
+                                  full=full)
+        for sub, value in zip(results["subnetworks"], measured["HADS"]):
+            sub.update(latency=value, latency_fraction=value / full)
 
     if FLAGS.export:
         _log("Exporting")
@@ -378,19 +442,26 @@ def table(results):
     """The results as a Markdown table, one row per subnetwork."""
     int8 = (results.get("export") or {}).get("int8_test_accuracy")
     calibrated = results.get("accuracy_before_finetuning_bn_calibrated")
-    head = ("| subnetwork | MAC target | MACs | % MACs | params | accuracy before "
-            "fine-tuning | before fine-tuning, BN recalibrated | accuracy "
-            "| int8 TFLite accuracy |")
-    lines = [head, "|" + "---|" * 9]
-    targets = results["mac_targets"]
-    for sub in results["subnetworks"]:
+    latency = results.get("latency")
+    head = ("| subnetwork | budget | MACs | % MACs | "
+            + (f"latency ({latency['unit']}) | % latency | " if latency else "")
+            + "planned arena B | params | accuracy before fine-tuning | before "
+            "fine-tuning, BN recalibrated | accuracy | int8 TFLite accuracy |")
+    lines = [head, "|" + "---|" * head.count(" |")]
+    for sub, label in zip(results["subnetworks"], results["target_labels"]):
         k = sub["index"]
         lines.append(
-            f"| {k} | {targets[k]:.2f} | {sub['macs']:,} | {100 * sub['macs_fraction']:.1f} "
+            f"| {k} | {label} | {sub['macs']:,} | {100 * sub['macs_fraction']:.1f} "
+            + (f"| {sub['latency']:,.0f} | {100 * sub['latency_fraction']:.1f} "
+               if latency else "")
+            + f"| {sub['planned_arena_bytes']:,} "
             f"| {sub['params']:,} | {100 * results['accuracy_before_finetuning'][k]:.2f} "
             f"| {'' if not calibrated else f'{100 * calibrated[k]:.2f}'} "
             f"| {100 * results['test_accuracy'][k]:.2f} "
             f"| {'' if not int8 else f'{100 * int8[k]:.2f}'} |")
+    if latency:
+        lines += ["", f"latency: {latency['how']} (target '{latency['target']}'); % of "
+                      f"the full model's {latency['full']:,.0f} {latency['unit']} in the table"]
     return "\n".join(lines)
 
 
@@ -422,6 +493,14 @@ def write_report(results, plan):
         os.path.join(out, "accuracy_vs_macs.png"),
         title=f"{results['model']} on {results['task']}"
               f"{' (fake data)' if results['fake_data'] else ''}",
-        full_macs=macs[0])
+        full_macs=results["full_costs"]["macs"])
+    latency = results.get("latency")
+    if latency:
+        subs = results["subnetworks"]
+        plots.accuracy_vs_latency(
+            {"fine-tuned": ([s["latency"] for s in subs], results["test_accuracy"])},
+            os.path.join(out, "accuracy_vs_latency.png"), unit=latency["unit"],
+            how=latency["how"], full_latency=latency["full"],
+            title=f"{results['model']} on {results['task']}: accuracy vs latency")
     plots.slicing_points(plan, os.path.join(out, "slicing_points.png"),
                          title=f"{results['model']}: slicing points per group")

@@ -190,3 +190,32 @@ def subnetwork_latencies(model, table, plans, nested=None):
                  for label in plans}, "measured on this host (LiteRT)")
     return ({label: [float(table.cost(w)) for w in widths[label]] for label in plans},
             f"predicted by the '{table.target}' table")
+
+
+def target_labels(plan):
+    """What each subnetwork of a solved plan was budgeted for: 'full' for
+    the full network put in front, else its budgets ('75 % MACs', ...)."""
+    targets = plan.info.get("targets", {})
+    count = plan.num_subnetworks
+    lengths = [len(v) for v in targets.values()]
+    first = count - (lengths[0] if lengths else count)
+    labels = []
+    for k in range(count):
+        if k < first:
+            labels.append("full")
+            continue
+        parts = []
+        for resource, values in targets.items():
+            value = values[k - first]
+            if resource == "memory":
+                parts.append(f"<= {value:,.0f} B")
+            elif value <= 1:
+                parts.append(f"{100 * value:.0f} % {_resource_name(resource)}")
+            else:
+                parts.append(f"{value:,.0f} {_resource_name(resource)}")
+        labels.append(", ".join(parts))
+    return labels
+
+
+def _resource_name(resource):
+    return {"macs": "MACs", "params": "params", "latency": "latency"}.get(resource, resource)

@@ -260,7 +260,7 @@ def run(model_name="ds_cnn", epochs=30, finetune_epochs=15, seed=0,
                "latency_targets": (None if latency_targets is None
                                    else list(latency_targets)),
                "memory_limit": memory_limit,
-               "target_labels": target_labels(plans["HADS"]),
+               "target_labels": budgets.target_labels(plans["HADS"]),
                "full_macs": hads.model_costs(model)["macs"],
                "bn_calibration": bool(bn_calibration),
                "full_network_accuracy": full_accuracy, "methods": {}}
@@ -390,35 +390,6 @@ def mac_fractions_of(plan, table, model):
     full = table.cost(hads.costs.full_widths(model))
     values = plan.info["targets"]["latency"]
     return [min(1.0, v if v <= 1 else v / full) for v in values]
-
-
-def target_labels(plan):
-    """What each subnetwork of a solved plan was budgeted for: 'full' for
-    the full network put in front, else its budgets ('75 % MACs', ...)."""
-    targets = plan.info.get("targets", {})
-    count = plan.num_subnetworks
-    lengths = [len(v) for v in targets.values()]
-    first = count - (lengths[0] if lengths else count)
-    labels = []
-    for k in range(count):
-        if k < first:
-            labels.append("full")
-            continue
-        parts = []
-        for resource, values in targets.items():
-            value = values[k - first]
-            if resource == "memory":
-                parts.append(f"<= {value:,.0f} B")
-            elif value <= 1:
-                parts.append(f"{100 * value:.0f} % {_resource_name(resource)}")
-            else:
-                parts.append(f"{value:,.0f} {_resource_name(resource)}")
-        labels.append(", ".join(parts))
-    return labels
-
-
-def _resource_name(resource):
-    return {"macs": "MACs", "params": "params", "latency": "latency"}.get(resource, resource)
 
 
 def memory_check(results, limit):

@@ -42,10 +42,12 @@ def check_run(out_dir, proc, task, model, shape, classes, count=4):
     assert results["task"] == task and results["model"] == model and results["fake_data"]
     subs = results["subnetworks"]
     assert len(subs) == count and len(results["test_accuracy"]) == count
-    # Every subnetwork fits its MAC budget; subnetwork 0 is the full model.
-    assert subs[0]["macs"] == results["full_costs"]["macs"]
-    for sub, target in zip(subs, results["mac_targets"]):
-        assert sub["macs"] <= target * subs[0]["macs"] + 1e-6
+    # Every subnetwork fits its MAC budget; subnetwork 0 is the full model
+    # (unless a memory limit cut it down).
+    if results["memory_limit"] is None:
+        assert subs[0]["macs"] == results["full_costs"]["macs"]
+    for sub, target in zip(subs, results["mac_targets"] or []):
+        assert sub["macs"] <= target * results["full_costs"]["macs"] + 1e-6
     # Nested: every group keeps a prefix no longer than in the larger subnetwork.
     for group in subs[0]["widths"]:
         widths = [s["widths"][group] for s in subs]
@@ -110,19 +112,43 @@ def test_kws_dnn_end_to_end(tmp_path):
         pipeline.load_checkpoint("nope.keras", models.get_model("cnn", "s"))
 
 
-def test_fashion_mnist_end_to_end(tmp_path):
+def test_fashion_mnist_end_to_end_with_latency_targets(tmp_path):
+    from hads_keras import budgets
     out = str(tmp_path / "fmnist")
-    # Two subnetworks (100 and 50 % MACs) keep the test short.
-    proc = run_example("fashion_mnist.py", f"--out_dir={out}", "--mac_targets=1.0,0.5", *TINY)
-    check_run(out, proc, "fashion_mnist", "ds_cnn_vision_s", (28, 28, 1), 10, count=2)
+    # Two subnetworks (100 and 50 % of the latency) keep the test short.
+    proc = run_example("fashion_mnist.py", f"--out_dir={out}",
+                       "--latency_targets=1.0,0.5", *TINY)
+    results = check_run(out, proc, "fashion_mnist", "ds_cnn_vision_s", (28, 28, 1), 10,
+                        count=2)
+    assert results["mac_targets"] is None and results["latency_targets"] == [1.0, 0.5]
+    latency = results["latency"]
+    qemu = budgets._qemu_available()
+    assert latency["target"] == ("cortex-m4-qemu" if qemu else "host-litert")
+    for name in ("latency_table.json", "accuracy_vs_latency.png"):
+        assert os.path.getsize(os.path.join(out, name)) > 0, name
+    half = results["subnetworks"][1]
+    assert all(w % 4 == 0 for w in half["widths"].values())
+    if qemu:   # measured afterwards on the probe: within 2 % of the target
+        assert half["latency"] <= 0.5 * latency["full"] * 1.02
+        assert half["latency"] > 0.4 * latency["full"]
+    table = open(os.path.join(out, "results.md")).read()
+    assert "% latency" in table and latency["how"] in table
 
 
-def test_cifar10_end_to_end(tmp_path):
+def test_cifar10_end_to_end_under_a_memory_limit(tmp_path):
+    from hads_keras import datasets, memory, models
+    shape = datasets.info("cifar10").input_shape
+    full = memory.planned_arena(models.get_model("ds_cnn_vision", "s", input_shape=shape,
+                                                 num_classes=10))
+    limit = int(0.8 * full)
     out = str(tmp_path / "cifar")
     proc = run_example("cifar10.py", f"--out_dir={out}", "--method=joint",
-                       "--mac_targets=1.0,0.5", *TINY)
+                       "--mac_targets=1.0,0.5", f"--memory_limit={limit}", *TINY)
     results = check_run(out, proc, "cifar10", "ds_cnn_vision_s", (32, 32, 3), 10, count=2)
-    assert results["method"] == "joint"
+    assert results["method"] == "joint" and results["memory_limit"] == limit
+    subs = results["subnetworks"]
+    assert all(s["planned_arena_bytes"] <= limit for s in subs)
+    assert subs[0]["macs"] < results["full_costs"]["macs"]   # the largest one is cut
 
 
 def test_bad_flags_give_clear_errors(tmp_path):
