@@ -23,9 +23,12 @@ with BN folded, `hads_keras.importance.l1_importance`):
 Widths are multiples of 4 (grid and plans, `--multiple_of`): the DSP
 kernels' cost of an unaligned width differs from its neighbours' by a few %
 (remainder loops), more than interpolation can follow; aligned, 9 grid
-points per group interpolate within 0.1 % (docs/latency_tables.md).
+points per group interpolate within 0.1 % (docs/latency_tables.md). The
+plans' table measures every aligned width (`--points all`, the default), so
+the solver sees no interpolation error at all, only the probe's timer
+resolution (40 instructions per read).
 
-    python benchmarks/latency_acceptance.py [--models s,l] [--points 9]
+    python benchmarks/latency_acceptance.py [--models s,l] [--points all|9]
 """
 
 import argparse
@@ -198,7 +201,9 @@ def _print_plan(title, entry, targets=None):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default="s,l", help="DS-CNN sizes (default s,l)")
-    parser.add_argument("--points", type=int, default=9, help="grid widths per group")
+    parser.add_argument("--points", default="all",
+                        help="grid widths per group, or 'all' (default): every "
+                             "multiple of --multiple_of, no interpolation")
     parser.add_argument("--multiple_of", type=int, default=4,
                         help="width alignment of the grid and the plans")
     parser.add_argument("--eps", type=float, default=0.001,
@@ -206,6 +211,7 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" /
                                              "latency_acceptance.json"))
     args = parser.parse_args()
+    args.points = args.points if args.points == "all" else int(args.points)
     results = {"platform": "qemu-system-arm -M mps2-an386 -icount shift=0 (Cortex-M4F), "
                            "HADS DSP kernels, -Os",
                "importance": "l1_importance of the Keras-initialized model (seed 0)",

@@ -335,14 +335,26 @@ def _shape(tensors):
     return list(tensors.shape)
 
 
+ALL_POINTS = "all"
+
+
 def grid_widths(full, points=5, minimum=1, multiple_of=1):
     """A measuring grid for one group: `points` widths from `minimum` to
     `full`, evenly spaced, rounded to multiples of `multiple_of`, always
-    holding `minimum` and `full`."""
+    holding `minimum` and `full`. `points="all"`: every multiple of
+    `multiple_of` from `minimum` on, and `full`: a table exact at every
+    width a plan with that `multiple_of` can pick (no interpolation)."""
+    if points == ALL_POINTS:
+        if full < 1 or minimum < 1 or minimum > full or multiple_of < 1:
+            raise ValueError(
+                f"grid_widths: need 1 <= minimum ({minimum}) <= full ({full}) and "
+                f"multiple_of ({multiple_of}) >= 1.")
+        first = -(-minimum // multiple_of) * multiple_of
+        return sorted(set(range(first, full + 1, multiple_of)) | {int(minimum), int(full)})
     if full < 1 or minimum < 1 or minimum > full or points < 2:
         raise ValueError(
             f"grid_widths: need 1 <= minimum ({minimum}) <= full ({full}) and "
-            f"points ({points}) >= 2.")
+            f"points ({points}) >= 2 (or points='all').")
     raw = np.linspace(minimum, full, points)
     if multiple_of > 1:
         raw = np.round(raw / multiple_of) * multiple_of

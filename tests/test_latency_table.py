@@ -62,6 +62,14 @@ def test_a_nested_model_keeps_the_fingerprint_with_batch_norm_rows_per_subnetwor
     assert latency.model_fingerprint(original) == latency.model_fingerprint(nested)
 
 
+def test_grid_of_all_aligned_widths():
+    assert latency.grid_widths(18, "all", minimum=4, multiple_of=4) == [4, 8, 12, 16, 18]
+    assert latency.grid_widths(5, "all") == [1, 2, 3, 4, 5]
+    assert latency.grid_widths(10, "all", minimum=3, multiple_of=4) == [3, 4, 8, 10]
+    with pytest.raises(ValueError, match="points='all'"):
+        latency.grid_widths(10, 1)
+
+
 def test_a_table_for_another_model_is_refused():
     table = latency.build_table(_model(8), "toy", "instructions", _bilinear, points=3)
     with pytest.raises(ValueError, match="fingerprints differ.*Measure a table for this model"):

@@ -19,9 +19,11 @@ from hads_keras.commands import latency_host
 
 def _grid_options(parser, multiple_of=True):
     """--points and --min-width, and --multiple-of where the target takes it."""
-    parser.add_argument("--points", type=int, default=5, metavar="N",
+    parser.add_argument("--points", type=_points, default=5, metavar="N|all",
                         help="widths measured per group, from --min-width to the full "
-                             "width; the solvers interpolate between them (default 5)")
+                             "width; the solvers interpolate between them (default 5). "
+                             "'all': every multiple of --multiple-of, so the table is "
+                             "exact at every width a plan can pick")
     parser.add_argument("--min-width", type=int, default=1, metavar="N",
                         help="narrowest width measured (default 1); a plan may not go "
                              "below it")
@@ -79,8 +81,13 @@ def add_parser(subparsers):
     return parser
 
 
+def _points(text):
+    """--points: an integer, or 'all' (hads_keras.latency.grid_widths)."""
+    return text if text == "all" else int(text)
+
+
 def _check_grid(args):
-    if args.points < 2:
+    if args.points != "all" and args.points < 2:
         raise _common.CommandError(f"--points {args.points}: give 2 or more.")
     if args.min_width < 1 or args.multiple_of < 1:
         raise _common.CommandError("--min-width and --multiple-of must be 1 or more.")

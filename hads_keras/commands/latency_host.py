@@ -25,7 +25,8 @@ def add_arguments(parser):
 
 
 def run(args):
-    for flag, value, least in (("--points", args.points, 2), ("--min-width", args.min_width, 1),
+    points = 2 if args.points == "all" else args.points   # 'all': every width
+    for flag, value, least in (("--points", points, 2), ("--min-width", args.min_width, 1),
                                ("--repeats", args.repeats, 1), ("--threads", args.threads, 1)):
         if value < least:
             raise _common.CommandError(f"{flag} {value}: give {least} or more.")
