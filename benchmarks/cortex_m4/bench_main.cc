@@ -609,7 +609,7 @@ int main() {
     for (int i = 0; i < g_nets[0].n; ++i) g_costs[k].macs += LayerMacs(g_dnn[i], k);
     g_costs[k].params = 0;
   }
-  const hads::CostTable table = {kS, g_costs};
+  const hads::CostTable table = {kS, g_costs, hads::LatencyUnit::kNone};
   if (g_selector.begin(table, &g_subnetwork_slot) != hads::Result::kOk) {
     return 3;
   }
