@@ -212,14 +212,6 @@ BUILDERS = {
 }
 
 
-# Models whose nested int8 export is refused, with the error it gives
-# (docs/nested_tflite_format.md): the nested format has segment tables for
-# Dense and Conv2D but not for a DepthwiseConv2D reading a concatenation
-# (nor for a BatchNormalization reading one, which follows no layer the
-# converter could fold it into).
-NO_NESTED_EXPORT = {"densenet_toy": r"'dw' \(DepthwiseConv2D\) reads a concatenation.*keep="}
-
-
 def data_for(model, n=64, seed=0):
     """Random inputs and targets of the model's shapes."""
     rng = np.random.default_rng(seed)

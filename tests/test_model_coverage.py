@@ -66,10 +66,6 @@ def test_pipeline_end_to_end(name):
     permuted = hads.permute_units(model, order)
     np.testing.assert_allclose(_run(permuted, x), _run(model, x), atol=1e-5, rtol=1e-5)
 
-    if name in model_zoo.NO_NESTED_EXPORT:
-        with pytest.raises(ValueError, match=model_zoo.NO_NESTED_EXPORT[name]):
-            model_zoo.nested_export(name)
-        return
     nested_bytes = model_zoo.nested_export(name)
     checks.check_nested(nested_bytes)
     low, high = _output_range(nested_bytes)

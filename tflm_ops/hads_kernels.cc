@@ -727,9 +727,30 @@ Status DepthwiseConv2DInt8(const ConvShape& shape,
                            int8_t* output) {
   Status st = CheckDepthwiseArgs(shape, active_in, input, filter, output);
   if (st != kOk) return st;
+  const int32_t zero = 0;
+  const int32_t width = active_in;
+  return reference::DepthwiseConv2DInt8(shape, params,
+                                        InputSegments{1, &zero, &width},
+                                        input, filter, output);
+}
+
+Status DepthwiseConv2DInt8(const ConvShape& shape,
+                           const QuantizedParams& params,
+                           const InputSegments& segments, const int8_t* input,
+                           const int8_t* filter, int8_t* output) {
+  Status st = CheckConvShape(shape);
+  if (st != kOk) return st;
+  int active_in = 0;
+  st = CheckInputSegments(segments, shape.in_channels, &active_in);
+  if (st != kOk) return st;
+  st = CheckDepthwiseArgs(shape, active_in, input, filter, output);
+  if (st != kOk) return st;
   const int mult = shape.depth_multiplier;
-  const int active_out = active_in * mult;
-  st = CheckQuantizedParams(params, active_out);
+  // The per-channel tables are read at full-size output channel indices,
+  // up to the end of the last active segment.
+  const int last = segments.count - 1;
+  st = CheckQuantizedParams(
+      params, (segments.offset[last] + segments.active[last]) * mult);
   if (st != kOk) return st;
 
   const int cin = shape.in_channels;
@@ -753,44 +774,51 @@ Status DepthwiseConv2DInt8(const ConvShape& shape,
         int8_t* out = output +
                       ((b * shape.out_height + oy) * shape.out_width + ox) *
                           cout;
-        // Channels innermost (contiguous in input, filter and output),
-        // a chunk of accumulators at a time; per channel the taps are
-        // still added in TFLite's order.
-        for (int c0 = 0; c0 < active_out; c0 += kDepthwiseChunk) {
-          const int n = Min(kDepthwiseChunk, active_out - c0);
-          int32_t acc[kDepthwiseChunk];
-          for (int i = 0; i < n; ++i) acc[i] = 0;
-          for (int fy = fy_begin; fy < fy_end; ++fy) {
-            for (int fx = fx_begin; fx < fx_end; ++fx) {
-              const int8_t* x =
-                  in_b + (in_y0 + fy) * in_row + (in_x0 + fx) * cin;
-              const int8_t* w = filter + fy * f_row + fx * cout + c0;
-              if (mult == 1) {
-                for (int i = 0; i < n; ++i) {
-                  acc[i] += static_cast<int32_t>(w[i]) *
-                            (static_cast<int32_t>(x[c0 + i]) + in_offset);
-                }
-              } else {
-                for (int i = 0; i < n; ++i) {
-                  acc[i] += static_cast<int32_t>(w[i]) *
-                            (static_cast<int32_t>(x[(c0 + i) / mult]) +
-                             in_offset);
+        int done = 0;  // output channels written so far
+        for (int g = 0; g < segments.count; ++g) {
+          const int begin = segments.offset[g] * mult;
+          const int end = begin + segments.active[g] * mult;
+          for (int oc = done; oc < begin; ++oc) out[oc] = fill;
+          // Channels innermost (contiguous in input, filter and output),
+          // a chunk of accumulators at a time; per channel the taps are
+          // still added in TFLite's order.
+          for (int c0 = begin; c0 < end; c0 += kDepthwiseChunk) {
+            const int n = Min(kDepthwiseChunk, end - c0);
+            int32_t acc[kDepthwiseChunk];
+            for (int i = 0; i < n; ++i) acc[i] = 0;
+            for (int fy = fy_begin; fy < fy_end; ++fy) {
+              for (int fx = fx_begin; fx < fx_end; ++fx) {
+                const int8_t* x =
+                    in_b + (in_y0 + fy) * in_row + (in_x0 + fx) * cin;
+                const int8_t* w = filter + fy * f_row + fx * cout + c0;
+                if (mult == 1) {
+                  for (int i = 0; i < n; ++i) {
+                    acc[i] += static_cast<int32_t>(w[i]) *
+                              (static_cast<int32_t>(x[c0 + i]) + in_offset);
+                  }
+                } else {
+                  for (int i = 0; i < n; ++i) {
+                    acc[i] += static_cast<int32_t>(w[i]) *
+                              (static_cast<int32_t>(x[(c0 + i) / mult]) +
+                               in_offset);
+                  }
                 }
               }
             }
+            for (int i = 0; i < n; ++i) {
+              const int oc = c0 + i;
+              int32_t v = acc[i];
+              if (params.bias != nullptr) v += params.bias[oc];
+              v = Requantize(v, params.output_multiplier[oc],
+                             params.output_shift[oc]);
+              v += params.output_offset;
+              out[oc] = static_cast<int8_t>(Clamp(v, params.act_min,
+                                                  params.act_max));
+            }
           }
-          for (int i = 0; i < n; ++i) {
-            const int oc = c0 + i;
-            int32_t v = acc[i];
-            if (params.bias != nullptr) v += params.bias[oc];
-            v = Requantize(v, params.output_multiplier[oc],
-                           params.output_shift[oc]);
-            v += params.output_offset;
-            out[oc] = static_cast<int8_t>(Clamp(v, params.act_min,
-                                                params.act_max));
-          }
+          done = end;
         }
-        for (int oc = active_out; oc < cout; ++oc) out[oc] = fill;
+        for (int oc = done; oc < cout; ++oc) out[oc] = fill;
       }
     }
   }
@@ -815,6 +843,19 @@ Status DepthwiseConv2DInt8(const ConvShape& shape,
   }
 #endif
   return reference::DepthwiseConv2DInt8(shape, params, active_in, input,
+                                        filter, output);
+}
+
+Status DepthwiseConv2DInt8(const ConvShape& shape,
+                           const QuantizedParams& params,
+                           const InputSegments& segments, const int8_t* input,
+                           const int8_t* filter, int8_t* output) {
+  if (segments.count == 1 && segments.offset != nullptr &&
+      segments.active != nullptr && segments.offset[0] == 0) {
+    return DepthwiseConv2DInt8(shape, params, segments.active[0], input,
+                               filter, output);
+  }
+  return reference::DepthwiseConv2DInt8(shape, params, segments, input,
                                         filter, output);
 }
 

@@ -242,6 +242,15 @@ Status Conv2DInt8(const ConvShape& shape, const QuantizedParams& params,
                   const int8_t* input, const int8_t* filter, int8_t* output,
                   void* scratch, int32_t scratch_bytes);
 
+// Channel-wise, so its output has the input's segments, each
+// depth_multiplier times as wide (segment g's output channels start at
+// offset[g] * depth_multiplier); channels outside them are set to the
+// output zero point.
+Status DepthwiseConv2DInt8(const ConvShape& shape,
+                           const QuantizedParams& params,
+                           const InputSegments& segments, const int8_t* input,
+                           const int8_t* filter, int8_t* output);
+
 // The portable int8 kernels: the reference the optimized ones are tested
 // against, and what the entry points above run on other targets.
 namespace reference {
@@ -269,6 +278,11 @@ Status FullyConnectedInt8(const FullyConnectedShape& shape,
 Status Conv2DInt8(const ConvShape& shape, const QuantizedParams& params,
                   const InputSegments& segments, int active_out,
                   const int8_t* input, const int8_t* filter, int8_t* output);
+
+Status DepthwiseConv2DInt8(const ConvShape& shape,
+                           const QuantizedParams& params,
+                           const InputSegments& segments, const int8_t* input,
+                           const int8_t* filter, int8_t* output);
 
 }  // namespace reference
 

@@ -647,12 +647,6 @@ TfLiteStatus PrepareSegments(const OpData& data, const char* name) {
   const SegmentTables& segments = data.segments;
   if (segments.count == 0) return kTfLiteOk;
   const SubnetworkTables& tables = data.tables;
-  if (data.kind == OpKind::kDepthwiseConv2D) {
-    MicroPrintf("%s: segment tables are supported for HADS_FULLY_CONNECTED "
-                "and HADS_CONV_2D only",
-                name);
-    return kTfLiteError;
-  }
   const int count = segments.count;
   if (count > tables.full_in ||
       data.table_size[kSegmentChannels] !=
@@ -930,8 +924,10 @@ TfLiteStatus Eval(TfLiteContext* context, TfLiteNode* node) {
                                   data.scratch_bytes);
       break;
     case OpKind::kDepthwiseConv2D:
-      st = DepthwiseConv2DInt8(data.shape.conv, params, active.in_channels, x,
-                               w, y);
+      st = segmented ? DepthwiseConv2DInt8(data.shape.conv, params, segments,
+                                           x, w, y)
+                     : DepthwiseConv2DInt8(data.shape.conv, params,
+                                           active.in_channels, x, w, y);
       break;
   }
   if (st != kOk) {

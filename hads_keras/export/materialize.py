@@ -159,7 +159,13 @@ class _Materializer:
         y = graph.tensors[op.outputs[0]]
         weights = flatbuffer.tensor_data(model, w)
         full_out = weights.shape[3] if custom == "HADS_DEPTHWISE_CONV_2D" else weights.shape[0]
-        rows = lambda key: np.asarray(options[key], np.int64).reshape(num, full_out)[k, :o]
+        if custom == "HADS_DEPTHWISE_CONV_2D":   # channel c -> outputs c*M .. c*M+M-1
+            m = int(options["depth_multiplier"])
+            out_index = (active_input_channels(options, k, full_out // m)[:, None] * m
+                         + np.arange(m)).reshape(-1)
+        else:
+            out_index = np.arange(o)
+        rows = lambda key: np.asarray(options[key], np.int64).reshape(num, full_out)[k, out_index]
         mult, shift, bias = rows("output_multiplier"), rows("output_shift"), rows("bias")
         s_in, s_out = flatbuffer.scales(x)[0][0], flatbuffer.scales(y)[0][0]
         w_scales, _ = flatbuffer.scales(w)
@@ -178,7 +184,7 @@ class _Materializer:
             self._active_input(op.inputs[0], int(x.shape[-1]), a, label)
             dim = 0
         else:
-            weights = weights[..., :o]
+            weights = weights[..., out_index]
             self._active_input(op.inputs[0], int(x.shape[-1]), a, label)
             dim = 3
         per_tensor_real = (qz.effective_scale_per_tensor_fc(s_in, w_scales[0], s_out)

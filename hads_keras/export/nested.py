@@ -175,13 +175,6 @@ def _set_input_widths(info, analysis, plan, wiring):
     if not wiring.segmented:
         info.in_widths = widths[0]
         return
-    if wiring.kind == "depthwise":
-        raise ValueError(
-            f"Layer '{info.name}' (DepthwiseConv2D) reads a concatenation of "
-            "sliced groups; the nested int8 export has segment tables for "
-            "Dense and Conv2D only. Export single subnetworks "
-            "(export.tflite_subnetwork), put a 1x1 Conv2D before it, or keep "
-            f"the groups whole (keep={sorted({s.group for s in wiring.in_segments})}).")
     per_subnetwork = [[w[k] if w is not None else s.channels
                        for s, w in zip(wiring.in_segments, widths)]
                       for k in range(plan.num_subnetworks)]
@@ -289,19 +282,30 @@ def _subnetwork_tables(model, subgraph, op, info, num):
     shift = np.repeat(shift0[None], num, 0)
     bias = np.repeat(bias0[None], num, 0)
     if info.bn_factors is not None:
-        out_widths = info.out_widths or [full_out] * num
         for k in range(1, num):
-            active = out_widths[k]
+            active = output_channels(info, k, full_out)
             scale_k = (np.broadcast_to(s_w, (full_out,)).astype(np.float64)
                        * info.bn_factors[k]).astype(np.float32)
             real = qz.effective_scales_per_channel(s_in, scale_k, s_out)
-            m, s = qz.quantize_multipliers(real[:active])
-            mult[k, :active], shift[k, :active] = m, s
-            bias_scale = float(np.float32(s_in)) * scale_k[:active].astype(np.float64)
-            bias[k, :active] = np.round(info.bn_bias[k, :active] / bias_scale)
+            m, s = qz.quantize_multipliers(real[active])
+            mult[k, active], shift[k, active] = m, s
+            bias_scale = float(np.float32(s_in)) * scale_k[active].astype(np.float64)
+            bias[k, active] = np.round(info.bn_bias[k, active] / bias_scale)
     if np.abs(bias).max(initial=0) >= 2 ** 31:
         raise ValueError(f"Layer '{info.name}': a per-subnetwork bias overflows int32.")
     return mult.astype(np.int32), shift.astype(np.int32), bias.astype(np.int32)
+
+
+def output_channels(info, k, full_out):
+    """Indices of the output channels subnetwork k computes: a prefix, or
+    for a depthwise layer reading a concatenation every segment's active
+    channels times the depth multiplier (channel c feeds c*M .. c*M+M-1)."""
+    if info.kind != "depthwise" or info.in_segments is None:
+        return np.arange((info.out_widths or [full_out] * (k + 1))[k])
+    offsets, widths = info.in_segments
+    m = info.depth_multiplier
+    return np.concatenate([np.arange(o * m, (o + w) * m)
+                           for o, w in zip(offsets, widths[k])])
 
 
 def _options(model, subgraph, op, info, op_name, num):

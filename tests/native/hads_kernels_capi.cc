@@ -31,6 +31,15 @@ int hads_conv_int8_segments(const hads::ConvShape* shape,
                           filter, output, nullptr, 0);
 }
 
+int hads_dw_int8_segments(const hads::ConvShape* shape,
+                          const hads::QuantizedParams* params,
+                          const hads::InputSegments* segments,
+                          const int8_t* input, const int8_t* filter,
+                          int8_t* output) {
+  return hads::DepthwiseConv2DInt8(*shape, *params, *segments, input, filter,
+                                   output);
+}
+
 int hads_validate_segment_tables(const hads::SubnetworkTables* tables,
                                  const hads::SegmentTables* segments) {
   return hads::ValidateSegmentTables(*tables, *segments);

@@ -154,6 +154,8 @@ class Kernels:
         for name in ("hads_fc_int8_segments", "hads_conv_int8_segments"):
             getattr(lib, name).argtypes = [vp, vp, vp, ctypes.c_int, vp, vp, vp]
             getattr(lib, name).restype = ctypes.c_int
+        lib.hads_dw_int8_segments.argtypes = [vp, vp, vp, vp, vp, vp]
+        lib.hads_dw_int8_segments.restype = ctypes.c_int
         lib.hads_validate_segment_tables.argtypes = [vp, vp]
         lib.hads_validate_segment_tables.restype = ctypes.c_int
         lib.hads_make_conv_shape.argtypes = [ctypes.c_int] * 11 + [vp]
@@ -251,16 +253,21 @@ class Kernels:
 
     def segments_status(self, kind, shape, params, offsets, active, active_out,
                         x, w, out):
-        """Int8 fully connected ("fc") or conv ("conv") on a concatenated
-        input: `offsets`, `active` int32 arrays of the segments."""
-        fn = {"fc": self.lib.hads_fc_int8_segments,
-              "conv": self.lib.hads_conv_int8_segments}[kind]
+        """Int8 fully connected ("fc"), conv ("conv") or depthwise ("dw",
+        `active_out` unused: its output has the input's segments) on a
+        concatenated input: `offsets`, `active` int32 arrays of the
+        segments."""
         segments = InputSegments(count=len(offsets),
                                  offset=_ptr(offsets, ctypes.c_int32),
                                  active=_ptr(active, ctypes.c_int32))
         ct = ctypes.c_int8
-        return fn(ctypes.byref(shape), ctypes.byref(params), ctypes.byref(segments),
-                  active_out, _ptr(x, ct), _ptr(w, ct), _ptr(out, ct))
+        head = (ctypes.byref(shape), ctypes.byref(params), ctypes.byref(segments))
+        tail = (_ptr(x, ct), _ptr(w, ct), _ptr(out, ct))
+        if kind == "dw":
+            return self.lib.hads_dw_int8_segments(*head, *tail)
+        fn = {"fc": self.lib.hads_fc_int8_segments,
+              "conv": self.lib.hads_conv_int8_segments}[kind]
+        return fn(*head, active_out, *tail)
 
     # -- kernels (raising) -----------------------------------------------------
     def fully_connected(self, *args):

@@ -74,6 +74,39 @@ def test_conv_on_segments_equals_the_packed_layer(kernels, active):
     assert np.all(got[..., active_out:] == -5)
 
 
+@pytest.mark.parametrize("multiplier", [1, 2])
+@pytest.mark.parametrize("active", [(3, 5, 4), (2, 5, 1), (0, 1, 3)])
+def test_depthwise_on_segments_equals_the_packed_layer(kernels, active, multiplier):
+    # Channel-wise: the output keeps the segments (times the multiplier),
+    # the channels between them set to the output zero point.
+    rng = np.random.default_rng(4)
+    out = FULL_IN * multiplier
+    active = np.asarray(active, np.int32)
+    x = rng.integers(-128, 128, (1, 5, 4, FULL_IN)).astype(np.int8)
+    w = rng.integers(-127, 128, (1, 3, 3, out)).astype(np.int8)
+    params, _keep = _params(kernels, out, rng)
+    shape = kernels.make_conv_shape(1, (5, 4), FULL_IN, (3, 3), out, (2, 1), "SAME",
+                                    multiplier)
+    got = np.full((1, shape.out_height, shape.out_width, out), SENTINEL, np.int8)
+    assert kernels.segments_status("dw", shape, params, OFFSETS, active, 0, x, w,
+                                   got) == hk.OK
+    channels = _packed(active)
+    outputs = (channels[:, None] * multiplier + np.arange(multiplier)).reshape(-1)
+    n = len(channels)
+    # The packed layer with the tables of its own (packed) channels.
+    mult, shift, bias = (np.ascontiguousarray(a[outputs]) for a in _keep)
+    packed_params = kernels.quantized_params(3, -5, (-128, 127), mult, shift, bias)
+    packed_shape = kernels.make_conv_shape(1, (5, 4), n, (3, 3), n * multiplier,
+                                           (2, 1), "SAME", multiplier)
+    want = np.full(got.shape[:-1] + (n * multiplier,), SENTINEL, np.int8)
+    kernels.depthwise_conv2d(packed_shape, packed_params, n,
+                             np.ascontiguousarray(x[..., channels]),
+                             np.ascontiguousarray(w[..., outputs]), want)
+    np.testing.assert_array_equal(got[..., outputs], want)
+    others = np.setdiff1d(np.arange(out), outputs)
+    assert np.all(got[..., others] == -5)
+
+
 @pytest.mark.parametrize("offsets,active,expected", [
     ([0, 3, 8], [4, 5, 4], hk.ERR_BAD_ACTIVE_WIDTH),   # wider than its segment
     ([0, 3, 8], [3, 5, 5], hk.ERR_BAD_ACTIVE_WIDTH),   # last one: up to 12
@@ -85,7 +118,7 @@ def test_conv_on_segments_equals_the_packed_layer(kernels, active):
     ([0, 3, 12], [1, 1, 0], hk.ERR_BAD_TABLE),         # starts at the end
     ([0, 3, 40], [1, 1, 1], hk.ERR_BAD_TABLE),         # outside the tensor
 ])
-@pytest.mark.parametrize("kind", ["fc", "conv"])
+@pytest.mark.parametrize("kind", ["fc", "conv", "dw"])
 def test_bad_segments_are_rejected_and_nothing_is_written(kernels, kind, offsets,
                                                           active, expected):
     rng = np.random.default_rng(2)
@@ -96,10 +129,16 @@ def test_bad_segments_are_rejected_and_nothing_is_written(kernels, kind, offsets
         shape = hk.FullyConnectedShape(1, 1, FULL_IN, 2)
         x, w = np.ones((1, FULL_IN), np.int8), np.ones((2, FULL_IN), np.int8)
         out = np.full((1, 2), SENTINEL, np.int8)
-    else:
+    elif kind == "conv":
         shape = kernels.make_conv_shape(1, (2, 2), FULL_IN, (1, 1), 2, (1, 1), "VALID")
         x, w = np.ones((1, 2, 2, FULL_IN), np.int8), np.ones((2, 1, 1, FULL_IN), np.int8)
         out = np.full((1, 2, 2, 2), SENTINEL, np.int8)
+    else:
+        params, _keep = _params(kernels, FULL_IN, rng)
+        shape = kernels.make_conv_shape(1, (2, 2), FULL_IN, (1, 1), FULL_IN, (1, 1),
+                                        "VALID", 1)
+        x, w = np.ones((1, 2, 2, FULL_IN), np.int8), np.ones((1, 1, 1, FULL_IN), np.int8)
+        out = np.full((1, 2, 2, FULL_IN), SENTINEL, np.int8)
     status = kernels.segments_status(kind, shape, params, offsets, active, 2, x, w, out)
     assert status == expected, kernels.status_string(status)
     assert np.all(out == SENTINEL), "nothing may be written on error"

@@ -27,7 +27,7 @@ from hads_keras.export import flatbuffer, materialize  # noqa: E402
 
 
 @pytest.mark.parametrize("name", ["resnet8", "se_toy", "conv1d_kws", "kws_fc",
-                                  "inception_toy"])
+                                  "inception_toy", "densenet_toy"])
 def test_hads_kernels_equal_materialized_model(kernels, name):
     nested_bytes = model_zoo.nested_export(name)
     x = model_zoo.pipeline(name)[5][0]

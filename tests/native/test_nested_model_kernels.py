@@ -149,13 +149,25 @@ class _Op:
                 (int(self.options["stride_h"]), int(self.options["stride_w"])),
                 int(self.options["padding"]), max(depth_multiplier, 1))
             assert (shape.out_height, shape.out_width) == tuple(self.y.shape[1:3])
-            if self.name == "HADS_CONV_2D" and self.segments is not None:
-                self._run_segments(kernels, "conv", shape, params, k, o, x_full, out)
+            if self.segments is not None:
+                kind = "conv" if self.name == "HADS_CONV_2D" else "dw"
+                self._run_segments(kernels, kind, shape, params, k, o, x_full, out)
             elif self.name == "HADS_CONV_2D":
                 kernels.conv2d(shape, params, a, o, x_full, self.weights, out)
             else:
                 kernels.depthwise_conv2d(shape, params, a, x_full, self.weights, out)
         return out, o
+
+    def output_channels(self, k):
+        """The output channels subnetwork k computes: a prefix, or behind a
+        concatenation a depthwise layer's segments (channel c feeds outputs
+        c*M .. c*M+M-1)."""
+        o = int(self.out_channels[k])
+        if self.name != "HADS_DEPTHWISE_CONV_2D" or self.segments is None:
+            return np.arange(o)
+        m = int(self.options["depth_multiplier"])
+        inputs = active_input_channels(self.options, k, self.full_out // m)
+        return (inputs[:, None] * m + np.arange(m)).reshape(-1)
 
     def _run_segments(self, kernels, kind, shape, params, k, active_out, x_full, out):
         offsets, channels = self.segments
@@ -200,7 +212,11 @@ def check_operator(kernels, op, values, k, rng, what):
             out[..., :active].reshape(formulas[0].shape), formulas[0],
             err_msg=what)
     else:
-        np.testing.assert_array_equal(out[..., :active], y_ref, err_msg=what)
+        channels = op.output_channels(k)
+        np.testing.assert_array_equal(out[..., channels], y_ref, err_msg=what)
+        inactive = np.setdiff1d(np.arange(out.shape[-1]), channels)
+        assert np.all(out[..., inactive] == op.out_zp), what
+        return formulas
     assert np.all(out[..., active:] == op.out_zp), what
     return formulas
 
