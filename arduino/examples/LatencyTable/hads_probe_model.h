@@ -403,7 +403,7 @@ const hads::probe::GridPoint kPoints[] = {
     {10, 64, 12},
 };
 const hads::probe::Sweep kSweep = {
-    "ds_cnn_s", "4c30a45419cea4b29172b833731ca318ae6e29d7a7524ae8372829f64dfd2b72",
+    "ds_cnn_s", "7358350491d1ffc7c2ac44c637c7e0cbaabfe31af4ba347c7e611bf595e519bd",
     kOperators, kNames, 11, kPoints, 379,
     nullptr, 0, 5};
 }  // namespace hads_probe_model
