@@ -60,7 +60,7 @@ def measure(name, build, fraction, seed=0):
     nested_bytes = export.tflite_nested(nested, None, rep)
     rows = []
     for k in range(plan.num_subnetworks):
-        widths = {g: plan.widths(g)[k] for g in plan.groups}
+        widths = plan.subnetwork_widths(k)
         arena = checks.arena_usage(export.materialize(nested_bytes, k))
         rows.append({
             "subnetwork": k, "macs": plan.costs[k]["macs"],

@@ -343,14 +343,16 @@ def run(model, dataset_name, labels=None, window_stride_ms=None, extra=None,
 
     table = None
     if budget["latency_table"] is not None:
-        table = budgets.latency_table(model, budget["latency_table"], points=9,
-                                      multiple_of=4, log=_log)
+        table = budgets.latency_table(model, budget["latency_table"],
+                                      points=budgets.LATENCY_POINTS,
+                                      multiple_of=budgets.LATENCY_MULTIPLE_OF, log=_log)
         table.save(os.path.join(FLAGS.out_dir, "latency_table.json"))
     solve_budget = {k: v for k, v in budget.items()
                     if v is not None and k != "latency_table"}
     if budget["latency_targets"] is not None:
-        # Widths in multiples of 4, the grid the table measured.
-        solve_budget.update(latency_table=table, multiple_of=4, min_width=4)
+        # Widths aligned as the grid the table measured.
+        solve_budget.update(latency_table=table, multiple_of=budgets.LATENCY_MULTIPLE_OF,
+                            min_width=budgets.LATENCY_MULTIPLE_OF)
     _log("Solving the %s knapsack for %s", FLAGS.method,
          ", ".join(f"{k} {v}" for k, v in solve_budget.items() if k != "latency_table"))
     plan = hads.solve(model, importance, method=FLAGS.method, **solve_budget)
@@ -390,8 +392,8 @@ def run(model, dataset_name, labels=None, window_stride_ms=None, extra=None,
     results["subnetworks"] = [
         dict(index=k, macs=c["macs"], params=c["params"],
              macs_fraction=c["macs"] / full_macs,
-             widths={g: plan.widths(g)[k] for g in plan.groups},
-             planned_arena_bytes=int(arena({g: plan.widths(g)[k] for g in plan.groups})))
+             widths=plan.subnetwork_widths(k),
+             planned_arena_bytes=int(arena(plan.subnetwork_widths(k))))
         for k, c in enumerate(costs)]
     if table is not None:
         _log("Measuring every subnetwork's latency (target %s)", table.target)

@@ -62,12 +62,6 @@ OUTPUT_FILES = ("nested.keras", "plan.json", "plan_uniform.json",
 LATENCY_FILES = ("accuracy_vs_latency.png", "plan_hads_mac_budget.json",
                  "latency_table.json")
 MAC_BUDGET_LABEL = "HADS, MAC budget"   # HADS at MAC fractions = the latency ones
-# With a latency table every plan's widths are multiples of 4 (or full) and
-# the table measures 9 of them per group: the Cortex-M DSP kernels take 4
-# channels a step, so an unaligned width costs a few % more than
-# interpolating its aligned neighbours predicts.
-LATENCY_MULTIPLE_OF = 4
-LATENCY_POINTS = 9
 
 
 # Data --------------------------------------------------------------------
@@ -217,11 +211,13 @@ def run(model_name="ds_cnn", epochs=30, finetune_epochs=15, seed=0,
     # 2. Importance and the plans.
     table = None
     if latency_table is not None:
-        table = budgets.latency_table(model, latency_table, points=LATENCY_POINTS,
-                                      multiple_of=LATENCY_MULTIPLE_OF, log=log)
+        table = budgets.latency_table(model, latency_table,
+                                      points=budgets.LATENCY_POINTS,
+                                      multiple_of=budgets.LATENCY_MULTIPLE_OF, log=log)
         table.save(out / "latency_table.json")
+        full_latency = float(table.cost(hads.costs.full_widths(model)))
         log(f"      latency table: target '{table.target}', unit {table.unit}, full "
-            f"network {table.cost(hads.costs.full_widths(model)):,.0f} {table.unit}")
+            f"network {full_latency:,.0f} {table.unit}")
     budget = dict(mac_targets=mac_targets, latency_targets=latency_targets,
                   latency_table=table if latency_targets is not None else None,
                   memory_limit=memory_limit)
@@ -230,13 +226,13 @@ def run(model_name="ds_cnn", epochs=30, finetune_epochs=15, seed=0,
     batches = tf.data.Dataset.from_tensor_slices((x_train, y_train)).batch(64)
     taylor = hads.taylor_importance(model, batches)
     solve_budget = {k: v for k, v in budget.items() if v is not None}
-    step = {} if table is None else {"multiple_of": LATENCY_MULTIPLE_OF}
+    step = {} if table is None else {"multiple_of": budgets.LATENCY_MULTIPLE_OF}
     solve_options = dict(step, method=method,
-                         min_width=LATENCY_MULTIPLE_OF if table is not None else 1)
+                         min_width=budgets.LATENCY_MULTIPLE_OF if table is not None else 1)
     plans = {"HADS": hads.solve(model, taylor, **solve_options, **solve_budget),
              "uniform": hads.uniform_plan(model, **step, **solve_budget)}
     if latency_targets is not None and mac_targets is None:
-        fractions = mac_fractions_of(plans["HADS"], table, model)
+        fractions = mac_fractions_of(plans["HADS"], full_latency)
         plans[MAC_BUDGET_LABEL] = hads.solve(
             model, taylor, mac_targets=fractions, memory_limit=memory_limit,
             **solve_options)
@@ -284,7 +280,7 @@ def run(model_name="ds_cnn", epochs=30, finetune_epochs=15, seed=0,
                        batch_size=batch_size, verbose=verbose)
         after = nested.evaluate(x_test, y_test, verbose=0, return_dict=True)
         count = plan.num_subnetworks
-        widths = [{g: plan.widths(g)[k] for g in plan.groups} for k in range(count)]
+        widths = [plan.subnetwork_widths(k) for k in range(count)]
         results["methods"][label] = {
             "widths": {g: list(plan.widths(g)) for g in plan.groups},
             "macs": [c["macs"] for c in plan.costs],
@@ -308,7 +304,7 @@ def run(model_name="ds_cnn", epochs=30, finetune_epochs=15, seed=0,
         for label, values in measured.items():
             results["methods"][label]["latency"] = values
         results["latency"] = {"target": table.target, "unit": table.unit, "how": how,
-                              "full": float(table.cost(hads.costs.full_widths(model))),
+                              "full": full_latency,
                               "table": "latency_table.json"}
 
     # 4. Files.
@@ -381,15 +377,12 @@ def _percent_list(values):
                            else str(v) for v in values) + "]"
 
 
-def mac_fractions_of(plan, table, model):
+def mac_fractions_of(plan, full_latency):
     """The latency plan's budgets as fractions of the full latency: the MAC
     targets of the MAC-budget plan it is compared with (a budget given in
     the table's unit becomes its fraction of the full network's latency)."""
-    import hads_keras as hads
-
-    full = table.cost(hads.costs.full_widths(model))
     values = plan.info["targets"]["latency"]
-    return [min(1.0, v if v <= 1 else v / full) for v in values]
+    return [min(1.0, v if v <= 1 else v / full_latency) for v in values]
 
 
 def memory_check(results, limit):

@@ -221,7 +221,7 @@ def peak_memory(model, plan, alignment=ALIGNMENT):
     model the plan was solved for, or its nested model), index 0 =
     subnetwork 0."""
     ops = operators(model)
-    return [_peak(ops, {g: plan.widths(g)[k] for g in plan.groups}, alignment)
+    return [_peak(ops, plan.subnetwork_widths(k), alignment)
             for k in range(plan.num_subnetworks)]
 
 

@@ -175,6 +175,12 @@ class Plan:
         self.check_subnetwork(subnetwork)
         return self.widths(group)[subnetwork]
 
+    def subnetwork_widths(self, subnetwork):
+        """{group: width} of one subnetwork, what costs, latency tables and
+        the memory planner take."""
+        self.check_subnetwork(subnetwork)
+        return {g: w[subnetwork] for g, w in self._widths.items()}
+
     def full_width(self, group):
         return self.widths(group)[0]
 

@@ -374,7 +374,7 @@ def uniform_plan(model, mac_targets=None, min_width=1, *, latency_targets=None,
         budgets["macs"] = (macs, [f * macs(full) for f in _check_fractions(mac_targets)])
     table = _latency_table(latency_targets, latency_table)
     if table is not None:
-        latency = lambda widths: table.cost(widths)
+        latency = table.cost
         values = [v * latency(full) if v <= 1 else v   # fractions -> the table's unit
                   for v in latency_budget.latency_budgets(latency_targets, table)]
         _check_decreasing(values, "latency_targets")

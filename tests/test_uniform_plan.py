@@ -26,7 +26,9 @@ def model():
 
 
 def _widths(plan, k):
-    return {g: plan.widths(g)[k] for g in plan.groups}
+    widths = plan.subnetwork_widths(k)
+    assert widths == {g: plan.widths(g)[k] for g in plan.groups}
+    return widths
 
 
 def _ratios(plan, k):
